@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared SQLite mechanisms: open (read-only or read-write), checks, and facts.
+
+Python's own ``sqlite3`` is used, so managed hosts need no sqlite3 CLI. Every
+failure is raised as :class:`SqliteError` with a message that names the action,
+the file and the cause, ready for ``fail_json``.
+"""
+
+import hashlib
+import os
+import sqlite3
+from urllib.parse import quote
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class SqliteError(Exception):
+    """A failure with a message fit for an operator."""
+
+
+def quote_ident(name):
+    """Quote an identifier for SQLite (double quotes, inner quotes doubled)."""
+    return '"%s"' % name.replace('"', '""')
+
+
+def check_database_file(path, action="open"):
+    """Fail clearly before sqlite3 does: missing file, no permission, not SQLite."""
+    if not os.path.exists(path):
+        raise SqliteError("cannot %s database '%s': the file does not exist; check the path" % (action, path))
+    if os.path.isdir(path):
+        raise SqliteError("cannot %s database '%s': it is a directory, not a SQLite file" % (action, path))
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise SqliteError("cannot %s database '%s': %s; run as a user that can read it" % (action, path, exc.strerror))
+    if header != SQLITE_HEADER:
+        if not header:
+            why = "the file is empty"
+        else:
+            why = "the file does not start with the SQLite header (not a SQLite database, or its first page is damaged)"
+        raise SqliteError("cannot %s database '%s': %s" % (action, path, why))
+
+
+def connect(path, readonly=True, busy_timeout=5000):
+    """Open ``path``; read-only opens use ``mode=ro`` so a check never writes.
+
+    ``busy_timeout`` is in milliseconds: how long a statement waits for a lock.
+    """
+    check_database_file(path)
+    mode = "ro" if readonly else "rw"
+    uri = "file:%s?mode=%s" % (quote(os.path.abspath(path)), mode)
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout / 1000.0, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout))
+        # Touch the schema now, so a damaged file fails here with its own message.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise SqliteError("cannot open database '%s': %s" % (path, describe_error(exc)))
+    return conn
+
+
+def describe_error(exc):
+    """Turn sqlite3's terse errors into an operator's sentence."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return "%s (another process holds a lock; retry later or raise busy_timeout)" % text
+    if "malformed" in text or "not a database" in text:
+        return "%s (the file is damaged; restore it from a backup)" % text
+    return text
+
+
+def pragma(conn, name):
+    return conn.execute("PRAGMA %s" % name).fetchone()[0]
+
+
+def user_tables(conn):
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def row_counts(conn):
+    """Exact row count of every user table ({name: rows}); None where unreadable."""
+    counts = {}
+    for name in user_tables(conn):
+        try:
+            counts[name] = conn.execute("SELECT count(*) FROM %s" % quote_ident(name)).fetchone()[0]
+        except sqlite3.Error:
+            counts[name] = None  # e.g. a virtual table whose module this Python lacks
+    return counts
+
+
+def schema_hash(conn):
+    """sha256 of the schema (every object's type, name and SQL), order-independent."""
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
+    ).fetchall()
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(("\x1f".join(row) + "\n").encode("utf-8"))
+    return digest.hexdigest()
+
+
+def integrity_check(conn, quick=False, max_problems=100):
+    """Run integrity_check or quick_check: (ok, [problem, ...])."""
+    name = "quick_check" if quick else "integrity_check"
+    try:
+        rows = conn.execute("PRAGMA %s(%d)" % (name, int(max_problems))).fetchall()
+    except sqlite3.DatabaseError as exc:
+        return False, ["%s could not run: %s" % (name, describe_error(exc))]
+    problems = [row[0] for row in rows if row[0] != "ok"]
+    return not problems, problems
+
+
+def foreign_key_check(conn, max_problems=100):
+    """Orphaned rows: [{table, rowid, parent, fkid}, ...], at most ``max_problems``."""
+    problems = []
+    cursor = conn.execute("PRAGMA foreign_key_check")
+    for table, rowid, parent, fkid in cursor:
+        problems.append({"table": table, "rowid": rowid, "parent": parent, "fkid": fkid})
+        if len(problems) >= max_problems:
+            break
+    return problems
+
+
+def facts(conn, path, with_rows=True):
+    """What a check, a backup manifest and monitoring all report about a database."""
+    result = {
+        "size": os.path.getsize(path),
+        "page_size": pragma(conn, "page_size"),
+        "page_count": pragma(conn, "page_count"),
+        "freelist_count": pragma(conn, "freelist_count"),
+        "journal_mode": pragma(conn, "journal_mode"),
+        "schema_hash": schema_hash(conn),
+        "sqlite_version": sqlite3.sqlite_version,
+    }
+    if with_rows:
+        result["tables"] = row_counts(conn)
+    return result

@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared fixtures: the collection on sys.path, a module runner, real databases,
+and a throwaway PostgreSQL server for the session."""
+
+import atexit
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+
+
+def _make_collection_importable():
+    """Import the collection as ansible_collections.botops.runbook from this tree.
+
+    The Makefile puts such a tree on PYTHONPATH; running pytest directly gets a
+    private one here.
+    """
+    try:
+        import ansible_collections.botops.runbook  # noqa: F401 pylint: disable=unused-import
+        return
+    except ImportError:
+        pass
+    root = tempfile.mkdtemp(prefix="botops-collections-")
+    atexit.register(shutil.rmtree, root, True)
+    os.makedirs(os.path.join(root, "ansible_collections", "botops"))
+    os.symlink(REPO, os.path.join(root, "ansible_collections", "botops", "runbook"))
+    sys.path.insert(0, root)
+    for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
+        del sys.modules[name]
+
+
+_make_collection_importable()
+
+import botdb  # noqa: E402 pylint: disable=wrong-import-position
+from ansible.module_utils import basic  # noqa: E402 pylint: disable=wrong-import-position
+from ansible.module_utils.testing import patch_module_args  # noqa: E402 pylint: disable=wrong-import-position
+
+
+class ModuleExit(Exception):
+    """exit_json or fail_json was called; ``result`` holds what it returned."""
+
+    def __init__(self, result, failed):
+        super().__init__(result.get("msg", ""))
+        self.result = result
+        self.failed = failed
+
+
+def _exit_json(self, **kwargs):  # pylint: disable=unused-argument
+    raise ModuleExit(dict(kwargs, failed=False), failed=False)
+
+
+def _fail_json(self, msg, **kwargs):  # pylint: disable=unused-argument
+    raise ModuleExit(dict(kwargs, msg=msg, failed=True), failed=True)
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """run_module(module, args, check_mode=False, diff=False) -> result dict.
+
+    The module runs in this process exactly as Ansible would run it; the result
+    has ``failed`` set when the module called fail_json.
+    """
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+
+    def run(module, args, check_mode=False, diff=False):
+        args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(args):
+            try:
+                module.main()
+            except ModuleExit as done:
+                # Results must survive Ansible's JSON round trip.
+                return json.loads(json.dumps(done.result))
+        raise AssertionError("module returned without exit_json or fail_json")
+
+    return run
+
+
+@pytest.fixture(params=["wal", "delete"])
+def journal_mode(request):
+    """Run a test on a database in WAL and in rollback-journal (DELETE) mode."""
+    return request.param
+
+
+@pytest.fixture
+def bot_db(tmp_path, journal_mode):
+    """A real bot database in ``tmp_path``; returns (path, {table: rows})."""
+    path = str(tmp_path / "bot_data.db")
+    counts = botdb.create(path, journal_mode=journal_mode)
+    return path, counts
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL server for the whole session, removed afterwards."""
+    import pgserver  # pylint: disable=import-outside-toplevel
+    server = pgserver.PgServer(tempfile.mkdtemp(prefix="botops-pg-"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
