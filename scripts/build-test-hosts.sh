@@ -24,6 +24,7 @@ if [[ $(label "$base") != "$base_key" ]]; then
   [[ -f $sources ]] || sources=/etc/apt/sources.list
   # Keep the apt lists: with empty lists `apt: cache_valid_time` thinks the cache
   # is fresh and finds no packages.
+  # shellcheck disable=SC2016 # "$1" is expanded by mmdebstrap's hook, not here
   mmdebstrap --quiet --variant=minbase --skip=cleanup/apt/lists \
     --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,iproute2,ca-certificates,procps,openssh-server \
     --customize-hook='rm -f "$1"/etc/hostname; : > "$1"/etc/machine-id' \

@@ -59,6 +59,8 @@ ensure_venv() {
   # pip.conf here may list local find-links that do not exist: drop that noise.
   "$venv/bin/pip" install -q -r "$here/requirements-dev.txt" 2> >(grep -v '^WARNING: Location' >&2)
   touch "$venv/.complete"
+  # Older venvs of this machine were for other pins: drop them.
+  find "$cache" -maxdepth 1 -name 'venv-*' ! -path "$venv" -exec rm -rf {} +
 }
 
 # ansible-test sanity wants to download get-pip.py from a host that is not

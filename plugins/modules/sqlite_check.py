@@ -18,13 +18,14 @@ description:
     database, even a damaged one. It never reports C(changed).
   - Uses Python's C(sqlite3) on the managed host; no sqlite3 CLI is needed.
 author:
-  - botops.runbook developers
+  - botops.runbook developers (@botops)
 attributes:
   check_mode:
     support: full
     description: The module is read-only; check mode runs the same checks.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
 options:
   path:
     description: Path of the SQLite database file on the managed host.

@@ -15,6 +15,8 @@ import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+# One generator of realistic bot databases, shared with the integration targets.
+sys.path.insert(0, os.path.join(REPO, "tests", "integration", "targets", "setup_botdb", "files"))
 
 
 def _make_collection_importable():

@@ -33,14 +33,14 @@ def test_healthy_database_reports_facts_and_never_changes(run_module, bot_db, jo
 
 
 def test_quick_check_and_no_row_counts(run_module, bot_db):
-    path, _ = bot_db
+    path = bot_db[0]
     result = run_module(sqlite_check, {"path": path, "integrity": "quick", "row_counts": False})
     assert result["ok"] is True
     assert "tables" not in result
 
 
 def test_orphaned_rows_fail_by_default_and_are_listed(run_module, bot_db):
-    path, _ = bot_db
+    path = bot_db[0]
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO messages (user_id, chat_id, text) VALUES (999999, 1, 'orphan')")
     conn.commit()
@@ -59,7 +59,7 @@ def test_orphaned_rows_fail_by_default_and_are_listed(run_module, bot_db):
 
 
 def test_same_schema_same_hash_other_schema_other_hash(run_module, bot_db, tmp_path):
-    path, _ = bot_db
+    path = bot_db[0]
     first = run_module(sqlite_check, {"path": path})["schema_hash"]
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE settings (k TEXT PRIMARY KEY, v TEXT)")
@@ -93,7 +93,7 @@ def test_empty_file(run_module, tmp_path):
 
 
 def test_truncated_file_fails_and_is_left_as_it_was(run_module, bot_db):
-    path, _ = bot_db
+    path = bot_db[0]
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -107,7 +107,7 @@ def test_truncated_file_fails_and_is_left_as_it_was(run_module, bot_db):
 
 
 def test_corrupted_page_is_found_read_only(run_module, bot_db):
-    path, _ = bot_db
+    path = bot_db[0]
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -126,7 +126,7 @@ def test_corrupted_page_is_found_read_only(run_module, bot_db):
 
 
 def test_permission_denied_is_a_clear_error(run_module, bot_db, monkeypatch):
-    path, _ = bot_db
+    path = bot_db[0]
 
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

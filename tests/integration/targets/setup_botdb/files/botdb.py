@@ -6,7 +6,7 @@
 The schema follows the runbooks' bots: users, messages (with a foreign key to
 users), reminders, and indexes on the columns the bots query.
 
-    python tests/support/botdb.py PATH [--users N] [--messages N] [--journal-mode wal|delete]
+    python botdb.py PATH [--users N] [--messages N] [--journal-mode wal|delete]
 """
 
 import argparse
@@ -45,8 +45,8 @@ WORDS = ["ok", "game", "score", "remind", "tomorrow", "bot", "clip", "link", "he
 
 def random_text(rng, words):
     return " ".join(rng.choice(WORDS) if rng.random() < 0.5 else
-                    "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(3, 10)))
-                    for _ in range(words))
+                    "".join(rng.choice(string.ascii_letters) for dummy in range(rng.randint(3, 10)))
+                    for dummy in range(words))
 
 
 def create(path, users=50, messages=500, reminders=50, journal_mode="wal", seed=7):
@@ -65,10 +65,10 @@ def create(path, users=50, messages=500, reminders=50, journal_mode="wal", seed=
         top = base + users
         conn.executemany("INSERT INTO messages (user_id, chat_id, text) VALUES (?, ?, ?)",
                          [(rng.randint(1, top), rng.randint(1, 20), random_text(rng, rng.randint(3, 30)))
-                          for _ in range(messages)])
+                          for dummy in range(messages)])
         conn.executemany("INSERT INTO reminders (user_id, due_at, body) VALUES (?, datetime('now', ?), ?)",
                          [(rng.randint(1, top), "+%d hours" % rng.randint(1, 500), random_text(rng, 6))
-                          for _ in range(reminders)])
+                          for dummy in range(reminders)])
         conn.execute("COMMIT")
         return {name: conn.execute("SELECT count(*) FROM %s" % name).fetchone()[0]
                 for name in ("messages", "reminders", "users")}
