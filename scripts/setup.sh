@@ -19,6 +19,7 @@ packages=(
   postgresql postgresql-contrib   # PostgreSQL 15: the harness starts its own server
   sqlite3 zstd                    # the benchmark's baselines (`.backup`, zstd)
   podman runc mmdebstrap uidmap slirp4netns fuse-overlayfs  # systemd test hosts
+  netavark aardvark-dns           # podman networks where hosts resolve each other by name
   openssh-client git make
 )
 
