@@ -1,5 +1,6 @@
 # botops.runbook: one entry point for set-up, the demo and every test tier.
 #   make demo                      boot local systemd hosts and run the playbooks on them
+#   make demo-clean                remove the demo hosts
 #   make test                      everything CI checks (.ci/run calls exactly this)
 #   make lint | sanity | unit | integration | molecule [SCENARIO=smoke] | bench
 SHELL := /bin/bash
@@ -25,10 +26,10 @@ export PY_COLORS ?= 0
 
 TIERS := lint sanity unit integration molecule
 
-.PHONY: help setup venv collection-link demo test $(TIERS) bench clean
+.PHONY: help setup venv collection-link demo demo-clean env test $(TIERS) bench clean
 
 help:
-	@sed -n '2,4p' Makefile | sed 's/^# *//'
+	@sed -n '2,5p' Makefile | sed 's/^# *//'
 
 setup:
 	@scripts/setup.sh all
@@ -42,6 +43,14 @@ collection-link:
 
 demo: setup collection-link
 	@scripts/demo.sh
+
+# eval "$$(make -s env)": this shell gets the venv and the collection, as make has them.
+env: collection-link
+	@echo 'export PATH="$(PATH)" ANSIBLE_COLLECTIONS_PATH="$(ANSIBLE_COLLECTIONS_PATH)" CONTAINERS_CONF="$(CONTAINERS_CONF)"'
+
+demo-clean:
+	podman rm -f demo-bot1 demo-db1 || true
+	podman network rm botops-demo || true
 
 # Every tier, fastest first; each prints its time, and the first failure stops.
 test: setup collection-link
