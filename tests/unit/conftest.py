@@ -43,6 +43,7 @@ _make_collection_importable()
 
 import botdb  # noqa: E402 pylint: disable=wrong-import-position
 from ansible.module_utils import basic  # noqa: E402 pylint: disable=wrong-import-position
+from ansible.module_utils.common import warnings as module_warnings  # noqa: E402 pylint: disable=wrong-import-position
 from ansible.module_utils.testing import patch_module_args  # noqa: E402 pylint: disable=wrong-import-position
 
 
@@ -75,10 +76,12 @@ def run_module(monkeypatch):
 
     def run(module, args, check_mode=False, diff=False):
         args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        module_warnings._global_warnings.clear()  # pylint: disable=protected-access
         with patch_module_args(args):
             try:
                 module.main()
             except ModuleExit as done:
+                done.result["warnings"] = list(module_warnings.get_warning_messages())
                 # Results must survive Ansible's JSON round trip.
                 return json.loads(json.dumps(done.result))
         raise AssertionError("module returned without exit_json or fail_json")

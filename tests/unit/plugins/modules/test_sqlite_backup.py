@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sqlite_backup on real SQLite files: snapshots, manifests, atomicity, bad input."""
+
+import gzip
+import json
+import os
+import re
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import zstandard
+
+from ansible_collections.botops.runbook.plugins.module_utils import _backupset
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import DatabaseLock, sha256_file
+from ansible_collections.botops.runbook.plugins.modules import sqlite_backup
+
+
+def restored_copy(backup, tmp_path):
+    """Decompress a backup to a plain file, as a restore would."""
+    target = tmp_path / "restored.db"
+    with open(target, "wb") as out:
+        _backupset.decompress_to(str(backup), _backupset.compression_of(str(backup)), out)
+    return str(target)
+
+
+def rows(path):
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return {name: conn.execute('SELECT count(*) FROM "%s"' % name).fetchone()[0]
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")}
+    finally:
+        conn.close()
+
+
+def listing(directory):
+    return sorted(os.listdir(directory))
+
+
+@pytest.fixture
+def backups(tmp_path):
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    return directory
+
+
+def test_check_mode_predicts_and_writes_nothing(run_module, bot_db, backups):
+    path = bot_db[0]
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)}, check_mode=True)
+    assert not result["failed"], result.get("msg")
+    assert result["changed"] is True
+    assert result["dest"].startswith(str(backups) + "/bot_data_")
+    assert listing(backups) == []
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_backup_is_verified_checksummed_and_private(run_module, bot_db, backups, tmp_path, compression):
+    path, counts = bot_db
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "compression": compression, "bot": "demo"})
+    assert not result["failed"], result.get("msg")
+    assert result["changed"] is True
+    assert re.match(r"bot_data_\d{8}T\d{6}Z\.db%s$" % re.escape(_backupset.COMPRESSION_SUFFIX[compression]),
+                    os.path.basename(result["dest"]))
+    assert listing(backups) == sorted([os.path.basename(result["dest"]), os.path.basename(result["manifest"])])
+    for name in listing(backups):
+        assert stat.S_IMODE(os.stat(backups / name).st_mode) == 0o600
+    assert result["checksum"] == sha256_file(result["dest"])
+    assert result["size"] == os.path.getsize(result["dest"])
+    assert result["tables"] == counts
+    assert result["integrity"] == "ok"
+
+    manifest = json.loads(open(result["manifest"]).read())
+    assert manifest["format_version"] == 1
+    assert manifest["engine"] == "sqlite" and manifest["database"] == "bot_data" and manifest["bot"] == "demo"
+    assert manifest["files"] == [{"name": os.path.basename(result["dest"]), "size": result["size"],
+                                  "sha256": result["checksum"]}]
+    assert manifest["compression"] == compression
+    assert manifest["tables"] == counts
+    assert manifest["verified"]["ok"] is True
+    assert manifest["source"]["path"] == path
+    assert manifest["tool"]["collection"] == "botops.runbook"
+
+    copy = restored_copy(result["dest"], tmp_path)
+    assert os.path.getsize(copy) == manifest["uncompressed_size"]
+    assert sha256_file(copy) == manifest["uncompressed_sha256"]
+    assert rows(copy) == counts
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete", "a backup is one self-contained file"
+    conn.close()
+
+
+def test_auto_compression_is_zstd_where_the_host_has_it(run_module, bot_db, backups):
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups)})
+    assert result["compression"] == "zstd" and result["dest"].endswith(".db.zst")
+
+
+def test_each_run_is_a_new_backup(run_module, bot_db, backups, monkeypatch):
+    path = bot_db[0]
+    first = run_module(sqlite_backup, {"path": path, "dest": str(backups / "latest.db"), "compression": "none"})
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO users (telegram_id, username) VALUES (1, 'late')")
+    conn.commit()
+    conn.close()
+    second = run_module(sqlite_backup, {"path": path, "dest": str(backups / "latest.db"), "compression": "none"})
+    assert first["changed"] and second["changed"]
+    assert second["tables"]["users"] == first["tables"]["users"] + 1
+    assert listing(backups) == ["latest.db", "latest.db.manifest.json"]
+    assert json.loads((backups / "latest.db.manifest.json").read_text())["files"][0]["sha256"] == second["checksum"]
+
+
+def test_vacuum_into_gives_a_compacted_copy(run_module, bot_db, backups):
+    path, counts = bot_db
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM messages WHERE id % 2 = 0")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    plain = run_module(sqlite_backup, {"path": path, "dest": str(backups / "plain.db"), "compression": "none"})
+    compact = run_module(sqlite_backup, {"path": path, "dest": str(backups / "compact.db"), "compression": "none",
+                                         "method": "vacuum_into"})
+    assert compact["tables"] == plain["tables"]
+    assert compact["size"] < plain["size"]
+
+
+def test_delete_mode_warns_that_writers_wait(run_module, tmp_path, backups):
+    path = str(tmp_path / "games.db")
+    import botdb  # pylint: disable=import-outside-toplevel
+    botdb.create(path, journal_mode="delete")
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
+    assert result["journal_mode"] == "delete"
+    assert any("blocks the bot's writes" in w and "journal_mode: wal" in w for w in result["warnings"])
+
+
+def test_journal_mode_wal_switches_the_source(run_module, tmp_path, backups):
+    path = str(tmp_path / "games.db")
+    import botdb  # pylint: disable=import-outside-toplevel
+    botdb.create(path, journal_mode="delete")
+    checked = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "journal_mode": "wal"}, check_mode=True)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete", "check mode changed the source"
+    conn.close()
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "journal_mode": "wal"})
+    assert checked["journal_mode"] == result["journal_mode"] == "wal"
+    assert not result["warnings"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+# --- bad input: a clear error, and nothing changed ---------------------------
+
+def test_missing_source(run_module, tmp_path, backups):
+    result = run_module(sqlite_backup, {"path": str(tmp_path / "gone.db"), "dest_dir": str(backups)})
+    assert result["failed"] and "does not exist" in result["msg"]
+    assert listing(backups) == []
+
+
+def test_text_file_source(run_module, tmp_path, backups):
+    path = tmp_path / "notes.db"
+    path.write_text("hello\n")
+    result = run_module(sqlite_backup, {"path": str(path), "dest_dir": str(backups)})
+    assert result["failed"] and "SQLite header" in result["msg"]
+    assert listing(backups) == []
+
+
+def test_corrupted_source_keeps_nothing(run_module, bot_db, backups):
+    path = bot_db[0]
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages_user'").fetchone()[0]
+    conn.close()
+    with open(path, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\xa5" * page_size)
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
+    assert result["failed"]
+    assert "failed its integrity_check" in result["msg"] and "nothing was kept" in result["msg"]
+    assert listing(backups) == []
+
+
+def test_destination_directory_missing(run_module, bot_db, tmp_path):
+    missing = tmp_path / "nope"
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(missing)})
+    assert result["failed"] and "does not exist" in result["msg"] and str(missing) in result["msg"]
+    assert not missing.exists()
+
+
+def test_dest_and_dest_dir_are_exclusive(run_module, bot_db, backups):
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups), "dest": str(backups / "x.db")})
+    assert result["failed"] and "mutually exclusive" in result["msg"]
+
+
+def test_zstd_without_the_package_is_a_clear_error(run_module, bot_db, backups, monkeypatch):
+    # The package is installed here; a host without it is what we simulate.
+    monkeypatch.setattr(_backupset, "HAS_ZSTANDARD", False)
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups), "compression": "zstd"})
+    assert result["failed"] and "zstandard" in result["msg"] and "compression=gzip" in result["msg"]
+    assert listing(backups) == []
+
+
+def test_a_second_backup_of_the_same_database_waits_then_fails(run_module, bot_db, backups):
+    path = bot_db[0]
+    with DatabaseLock(os.path.realpath(path), timeout=0):
+        result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "lock_timeout": 1})
+    assert result["failed"] and "another backup" in result["msg"] and "lock_timeout" in result["msg"]
+    assert listing(backups) == []
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real, tiny filesystem (tmpfs), to run out of space or be read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounts = []
+
+    def mount(size, readonly=False):
+        point = tmp_path / ("fs%d" % len(mounts))
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs", str(point)], check=True)
+        mounts.append(point)
+        if readonly:
+            subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+def test_disk_full_precheck_refuses_before_writing(run_module, bot_db, small_fs):
+    target = small_fs("64k")
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(target), "compression": "none"})
+    assert result["failed"] and "not enough free space" in result["msg"]
+    assert listing(target) == []
+
+
+def test_disk_full_during_write_leaves_earlier_backups_and_no_partial_file(run_module, bot_db, small_fs, monkeypatch):
+    target = small_fs("48k")
+    earlier = target / "bot_data_20260101T000000Z.db"
+    earlier.write_bytes(b"earlier backup")
+    # Something else fills the disk after the free-space check.
+    monkeypatch.setattr(sqlite_backup, "check_destination_dir", lambda directory, needed: 0)
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(target), "compression": "none"})
+    assert result["failed"]
+    assert "no space left on device" in result["msg"] and "earlier backups were not touched" in result["msg"]
+    assert listing(target) == [earlier.name]
+    assert earlier.read_bytes() == b"earlier backup"
+
+
+def test_read_only_destination(run_module, bot_db, small_fs):
+    target = small_fs("1m", readonly=True)
+    result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(target)})
+    assert result["failed"]
+    assert str(target) in result["msg"] and ("read-only" in result["msg"] or "not writable" in result["msg"])
+
+
+WRITER = textwrap.dedent("""
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    deadline = time.monotonic() + float(sys.argv[2])
+    written = errors = 0
+    while time.monotonic() < deadline:
+        try:
+            conn.execute("INSERT INTO messages (user_id, chat_id, text) VALUES (1, 1, ?)", ("x" * 200,))
+            written += 1
+        except sqlite3.Error as exc:
+            errors += 1
+            sys.stderr.write("%s\\n" % exc)
+        time.sleep(0.002)
+    print(written, errors)
+""")
+
+
+def test_backup_under_a_continuous_writer_is_consistent(run_module, tmp_path, backups):
+    path = str(tmp_path / "busy.db")
+    import botdb  # pylint: disable=import-outside-toplevel
+    botdb.create(path, users=500, messages=40000, journal_mode="wal")
+    before = rows(path)["messages"]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, path, "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "compression": "none"})
+    finally:
+        out = writer.communicate(timeout=60)[0]
+    written, errors = map(int, out.split())
+    after = rows(path)["messages"]
+    assert not result["failed"], result.get("msg")
+    assert errors == 0, "the bot's writes must never fail during a backup"
+    assert written > 0 and after == before + written
+    assert before <= result["tables"]["messages"] <= after
+    conn = sqlite3.connect(result["dest"])
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_collection_version_matches_galaxy_yml():
+    import yaml  # pylint: disable=import-outside-toplevel
+    from ansible_collections.botops.runbook.plugins.module_utils._version import COLLECTION_VERSION
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "..", "..", "galaxy.yml")) as handle:
+        assert yaml.safe_load(handle)["version"] == COLLECTION_VERSION
+
+
+def test_compressed_file_damage_is_detected(tmp_path):
+    for compression, opener in (("gzip", lambda p: gzip.open(p, "wb")), ("zstd", None)):
+        path = tmp_path / ("x." + compression)
+        if opener:
+            with opener(path) as out:
+                out.write(os.urandom(100000))
+        else:
+            path.write_bytes(zstandard.ZstdCompressor().compress(os.urandom(100000)))
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(_backupset.BackupError, match="damaged or truncated"):
+            with open(tmp_path / "out", "wb") as sink:
+                _backupset.decompress_to(str(path), compression, sink)
