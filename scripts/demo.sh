@@ -29,6 +29,9 @@ playbook() {
 }
 playbook tests/playbooks/seed_bot_db.yml
 playbook playbooks/check.yml
+playbook playbooks/backup.yml
+log "backup sets on demo-bot1"
+podman exec demo-bot1 find /var/backups/botops -type f -printf '  %M %8s  %p\n' | sort -k3
 
 cat <<INFO
 
@@ -37,9 +40,12 @@ $(printf '\033[1m')What the demo did$(printf '\033[0m')
     ${hosts[*]}
   - created a sample bot database on demo-bot1 (/srv/samplebot/shared/data/bot_data.db)
   - ran playbooks/check.yml: integrity and foreign-key check, size and row counts
+  - ran playbooks/backup.yml: an online, verified, zstd-compressed backup with its
+    manifest in /var/backups/botops/<bot>/sqlite-bot_data/ (one more each run)
 
 Where to look
   podman exec -it demo-bot1 bash                 a shell on the bot host
+  podman exec demo-bot1 sh -c 'cat /var/backups/botops/*/*/*.manifest.json'   the manifests
   eval "\$(make -s env)"                         this shell gets the venv and the collection
   ansible-playbook playbooks/check.yml -i inventories/demo   then run a playbook again
   make demo-clean                                remove the demo hosts
