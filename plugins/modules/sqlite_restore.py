@@ -1,0 +1,377 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: sqlite_restore
+short_description: Restore a SQLite database from a verified backup, safely and atomically
+version_added: 0.1.0
+description:
+  - Restores a backup written by M(botops.runbook.sqlite_backup) (plain, gzip or zstd)
+    to a database path. Replaces the runbooks' C(cp backup.db bot_data.db) over a live
+    database.
+  - Before the live database is touched, the backup file is checked against its
+    manifest's sha256 and the decompressed candidate passes an integrity check;
+    either failure refuses the restore.
+  - A safety copy of the current database (checkpointed, so it holds what its
+    C(-wal) held) is kept beside it and its path returned, unless O(safety_copy=false).
+  - The candidate is written beside the target, fsynced, stale C(-wal) and C(-shm)
+    files are removed, and it is renamed into place. An integrity check follows; on
+    failure the safety copy goes back and the task fails.
+  - Refuses while another process has the database open, naming it, unless
+    O(force=true). Roles stop the bot first.
+author:
+  - botops.runbook developers (@botops)
+extends_documentation_fragment:
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    description: Runs every verification (manifest, checksum, decompression, integrity) and writes nothing.
+  diff_mode:
+    support: none
+    description: Databases are binary; the result reports row counts instead.
+options:
+  src:
+    description: The backup file (C(.db), C(.db.gz) or C(.db.zst)).
+    type: path
+    required: true
+  path:
+    description: The database to restore to. Its directory must exist.
+    type: path
+    required: true
+  manifest:
+    description: The backup's manifest. Defaults to O(src) plus C(.manifest.json).
+    type: path
+  require_manifest:
+    description:
+      - Refuse a backup without a manifest. With C(false), a backup that has no
+        manifest is checked for integrity only (its checksum cannot be verified).
+    type: bool
+    default: true
+  safety_copy:
+    description: Keep a copy of the current database before replacing it.
+    type: bool
+    default: true
+  safety_copy_dir:
+    description: Where the safety copy goes; defaults to the database's directory.
+    type: path
+  force:
+    description: Restore even while another process has the database open.
+    type: bool
+    default: false
+  verify:
+    description: Integrity check of the candidate and of the restored database.
+    type: str
+    choices: [integrity_check, quick_check]
+    default: integrity_check
+  busy_timeout:
+    description: Milliseconds to wait for a lock when checkpointing the current database.
+    type: int
+    default: 10000
+notes:
+  - Owner, group and mode of the restored file come from the file it replaces, unless
+    O(owner), O(group) or O(mode) are given (C(0600) for a new file).
+  - Idempotent - when the database file already has exactly the backup's content
+    (and no pending C(-wal)), nothing is done and C(changed) is C(false).
+seealso:
+  - module: botops.runbook.sqlite_backup
+"""
+
+EXAMPLES = r"""
+- name: Stop the bot before restoring
+  ansible.builtin.systemd_service:
+    name: reminder-bot
+    state: stopped
+
+- name: Restore the pre-deploy backup
+  botops.runbook.sqlite_restore:
+    src: "{{ pre_deploy_backup.dest }}"
+    path: /srv/reminder-bot/shared/data/bot_data.db
+  register: restored
+
+- name: Say where the previous state was kept
+  ansible.builtin.debug:
+    msg: "The database before the restore is in {{ restored.safety_copy }}"
+"""
+
+RETURN = r"""
+path:
+  description: The restored database.
+  returned: always
+  type: str
+  sample: /srv/reminder-bot/shared/data/bot_data.db
+src:
+  description: The backup restored from.
+  returned: always
+  type: str
+  sample: /var/backups/botops/reminder-bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst
+safety_copy:
+  description: Path of the copy of the database as it was before the restore, or null.
+  returned: always
+  type: str
+  sample: /srv/reminder-bot/shared/data/bot_data.pre-restore-20261122T101500Z.db
+checksum:
+  description: sha256 of the restored database file.
+  returned: always
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+tables:
+  description: Row count of every table in the restored database.
+  returned: always
+  type: dict
+  sample: {"users": 120, "messages": 5400}
+manifest_tables:
+  description: Row counts the manifest recorded at backup time, for comparison.
+  returned: when a manifest was read
+  type: dict
+  sample: {"users": 120, "messages": 5400}
+integrity:
+  description: Verdict of the integrity check on the restored database.
+  returned: always
+  type: str
+  sample: ok
+elapsed:
+  description: Seconds the restore took.
+  returned: always
+  type: float
+  sample: 2.1
+"""
+
+import os
+import shutil
+import sqlite3
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    BackupError,
+    HashingWriter,
+    compression_of,
+    decompress_to,
+    describe_os_error,
+    fsync_dir,
+    manifest_path,
+    publish,
+    read_manifest,
+    remove_quietly,
+    sha256_file,
+    temp_path,
+    utc_now,
+    verify_against_manifest,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
+    SqliteError,
+    check_database_file,
+    connect,
+    describe_error,
+    integrity_check,
+    row_counts,
+)
+
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def processes_using(path):
+    """[(pid, command)] of other processes with ``path`` (or its -wal/-shm) open."""
+    targets = {os.path.realpath(path) + suffix for suffix in ("",) + SIDE_FILES}
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        fd_dir = "/proc/%s/fd" % pid
+        try:
+            links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+        except OSError:
+            continue  # gone, or not ours to read
+        if targets.intersection(links):
+            try:
+                with open("/proc/%s/comm" % pid) as handle:
+                    command = handle.read().strip()
+            except OSError:
+                command = "?"
+            found.append((int(pid), command))
+    return found
+
+
+def unpack_candidate(src, candidate, manifest):
+    """Decompress ``src`` into ``candidate``; check it against the manifest."""
+    with open(candidate, "wb") as handle:
+        sink = HashingWriter(handle)
+        decompress_to(src, compression_of(src), sink)
+    expected = (manifest or {}).get("uncompressed_sha256")
+    if expected and sink.sha256 != expected:
+        raise BackupError("backup '%s' decompressed to content whose sha256 (%s) is not the manifest's (%s); "
+                          "the backup is damaged" % (src, sink.sha256, expected))
+    return sink.sha256
+
+
+def check_candidate(candidate, quick, src):
+    try:
+        check_database_file(candidate, action="restore from")
+        conn = sqlite3.connect("file:%s?mode=ro" % candidate, uri=True)
+        try:
+            ok, problems = integrity_check(conn, quick=quick)
+            tables = row_counts(conn) if ok else {}
+        finally:
+            conn.close()
+    except (SqliteError, sqlite3.Error) as exc:
+        ok, problems, tables = False, [str(exc)], {}
+    if not ok:
+        raise BackupError("backup '%s' failed its integrity check (%s); the database was not touched"
+                          % (src, "; ".join(problems[:3])))
+    return tables
+
+
+def already_restored(path, candidate_sha256):
+    if not os.path.exists(path):
+        return False
+    wal = path + "-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        return False
+    return sha256_file(path) == candidate_sha256
+
+
+def make_safety_copy(path, directory, busy_timeout):
+    """A consistent copy of the current database (its WAL folded in), 0600."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    target = os.path.join(directory, "%s.pre-restore-%s%s" % (stem, utc_now().strftime("%Y%m%dT%H%M%SZ"), ext))
+    temp = temp_path(target)
+    try:
+        try:
+            src = connect(path, readonly=False, busy_timeout=busy_timeout)
+            try:
+                src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                dst = sqlite3.connect(temp)
+                try:
+                    src.backup(dst, pages=-1)
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+        except (SqliteError, sqlite3.Error):
+            # A damaged database cannot be read page by page: keep its bytes as they are.
+            shutil.copyfile(path, temp)
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    shutil.copyfile(path + suffix, target + suffix)
+        os.chmod(temp, 0o600)
+        publish(temp, target)
+    finally:
+        remove_quietly(temp)
+    return target
+
+
+def swap_in(candidate, path):
+    """Remove stale side files, then rename the candidate over the database."""
+    for suffix in SIDE_FILES:
+        remove_quietly(path + suffix)
+    publish(candidate, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            path=dict(type="path", required=True),
+            manifest=dict(type="path"),
+            require_manifest=dict(type="bool", default=True),
+            safety_copy=dict(type="bool", default=True),
+            safety_copy_dir=dict(type="path"),
+            force=dict(type="bool", default=False),
+            verify=dict(type="str", choices=["integrity_check", "quick_check"], default="integrity_check"),
+            busy_timeout=dict(type="int", default=10000),
+        ),
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    params = module.params
+    src, path = params["src"], params["path"]
+    quick = params["verify"] == "quick_check"
+    started = time.monotonic()
+    result = {"changed": False, "path": path, "src": src, "safety_copy": None}
+    candidate = None
+    try:
+        if not os.path.isfile(src):
+            raise BackupError("cannot restore from '%s': the backup file does not exist" % src)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise BackupError("cannot restore to '%s': directory '%s' does not exist" % (path, directory))
+
+        manifest = None
+        manifest_file = params["manifest"] or manifest_path(src)
+        if params["require_manifest"] or os.path.exists(manifest_file):
+            manifest = read_manifest(manifest_file)
+            verify_against_manifest(src, manifest)
+            result["manifest_tables"] = manifest.get("tables", {})
+
+        candidate = temp_path(path)
+        candidate_sha256 = unpack_candidate(src, candidate, manifest)
+        tables = check_candidate(candidate, quick, src)
+        result.update(checksum=candidate_sha256, tables=tables, integrity="ok")
+
+        if already_restored(path, candidate_sha256):
+            result["elapsed"] = round(time.monotonic() - started, 3)
+            module.exit_json(**result)
+
+        users = processes_using(path) if os.path.exists(path) else []
+        if users and not params["force"]:
+            raise BackupError("refusing to restore '%s': it is open by %s; stop the bot first (roles do) or set "
+                              "force=true" % (path, ", ".join("%s (pid %d)" % (cmd, pid) for pid, cmd in users)))
+
+        result["changed"] = True
+        if module.check_mode:
+            result["elapsed"] = round(time.monotonic() - started, 3)
+            module.exit_json(**result)
+
+        # Owner and mode: the options, else the file being replaced, else 0600.
+        file_args = module.load_file_common_arguments(params, path=candidate)
+        if os.path.exists(path):
+            old = os.stat(path)
+            os.chown(candidate, old.st_uid, old.st_gid)
+            os.chmod(candidate, old.st_mode & 0o7777)
+        elif file_args["mode"] is None:
+            file_args["mode"] = "0600"
+        module.set_fs_attributes_if_different(file_args, False)
+
+        if os.path.exists(path) and params["safety_copy"]:
+            result["safety_copy"] = make_safety_copy(path, params["safety_copy_dir"] or directory,
+                                                     params["busy_timeout"])
+        swap_in(candidate, path)
+        candidate = None
+
+        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        try:
+            ok, problems = integrity_check(conn, quick=quick)
+        finally:
+            conn.close()
+        if not ok:
+            back = result["safety_copy"]
+            if back:
+                temp = temp_path(path)
+                shutil.copyfile(back, temp)
+                swap_in(temp, path)
+            raise BackupError("restored database '%s' failed its integrity check after the swap (%s); %s"
+                              % (path, "; ".join(problems[:3]),
+                                 "the safety copy %s was put back" % back if back else "no safety copy was kept"))
+    except BackupError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except SqliteError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except sqlite3.Error as exc:
+        module.fail_json(msg="restore of '%s' failed: %s" % (path, describe_error(exc)), **result)
+    except OSError as exc:
+        module.fail_json(msg=describe_os_error(exc, "restore of '%s'" % path, exc.filename or path), **result)
+    finally:
+        remove_quietly(candidate)
+
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
