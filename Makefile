@@ -84,8 +84,9 @@ integration: venv $(SANITY_TREE)
 molecule: setup collection-link
 	molecule test $(if $(filter --all,$(SCENARIO)),--all,-s $(SCENARIO))
 
+# Benchmarks: slow (a 1 GiB database), so not part of `make test`.
 bench: venv collection-link
-	@scripts/bench.sh
+	@scripts/bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) tests/output

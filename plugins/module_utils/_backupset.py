@@ -158,9 +158,8 @@ def require_compression(compression):
 
 
 def compress_file(source, dest_handle, compression, level=None, threads=2):
-    """Copy ``source`` into ``dest_handle`` compressed; returns (bytes read, their sha256)."""
+    """Copy ``source`` into ``dest_handle`` compressed; returns the bytes read."""
     read = 0
-    digest = hashlib.sha256()
     with open(source, "rb") as src:
         if compression == "gzip":
             # mtime=0: the same input gives the same bytes (and checksum).
@@ -173,11 +172,10 @@ def compress_file(source, dest_handle, compression, level=None, threads=2):
             stream = dest_handle
         for block in iter(lambda: src.read(CHUNK), b""):
             stream.write(block)
-            digest.update(block)
             read += len(block)
         if stream is not dest_handle:
             stream.close()  # ends the gzip member or zstd frame; dest_handle stays open
-    return read, digest.hexdigest()
+    return read
 
 
 def _stream_errors():

@@ -72,6 +72,17 @@ def describe_error(exc):
     return text
 
 
+def tune_for_scan(conn):
+    """Memory-map the file and enlarge the cache for a whole-file scan.
+
+    integrity_check on a copy runs about twice as fast this way (measured in
+    bench/): it reads pages straight from the page cache instead of through
+    SQLite's own 2 MB cache.
+    """
+    conn.execute("PRAGMA mmap_size = %d" % (1 << 30))
+    conn.execute("PRAGMA cache_size = -65536")  # KiB: 64 MiB
+
+
 def pragma(conn, name):
     return conn.execute("PRAGMA %s" % name).fetchone()[0]
 

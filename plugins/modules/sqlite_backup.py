@@ -169,6 +169,8 @@ import errno
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -198,6 +200,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     describe_error,
     facts,
     integrity_check,
+    tune_for_scan,
 )
 
 # Rough one-step copy speed, for the warning about blocked writers in delete mode.
@@ -237,43 +240,68 @@ def snapshot(src, copy_path, method):
         dst.close()
 
 
-def verify_copy(copy_path, quick):
-    """Make the copy a self-contained file, check it, and read its facts."""
+def make_standalone(copy_path):
+    """The copy carries the source's WAL flag: make it one self-contained file."""
     conn = sqlite3.connect(copy_path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = DELETE")
-        ok, problems = integrity_check(conn, quick=quick)
-        copy_facts = facts(conn, copy_path) if ok else {}
     finally:
         conn.close()
-    return ok, problems, copy_facts
+
+
+def verify_copy(copy_path, quick):
+    """Integrity check and facts of the copy: (ok, problems, facts)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % quote(copy_path), uri=True)
+    try:
+        tune_for_scan(conn)
+        ok, problems = integrity_check(conn, quick=quick)
+        return ok, problems, facts(conn, copy_path) if ok else {}
+    finally:
+        conn.close()
+
+
+def store(copy, final, compression, level):
+    """Compress the copy: (file to publish, size, sha256); uncompressed, the copy
+    itself is published and the verification's sha256 is its checksum."""
+    if compression == "none":
+        return copy, os.path.getsize(copy), None
+    out = temp_path(final)
+    try:
+        with open(out, "wb") as handle:
+            sink = HashingWriter(handle)
+            compress_file(copy, sink, compression, level)
+    except BaseException:
+        remove_quietly(out)
+        raise
+    return out, sink.size, sink.sha256
 
 
 def take_backup(module, src, final, params, compression, source):
-    """Snapshot, verify, compress, publish, then the manifest. Nothing partial survives."""
+    """Snapshot; verify while compressing; publish; then the manifest. Nothing partial survives."""
     created_at = utc_now()
     copy = out = None
+    check_name = params["verify"]
     try:
         copy = temp_path(final)
         snapshot(src, copy, params["method"])
-        check_name = params["verify"]
-        ok, problems, copy_facts = verify_copy(copy, quick=check_name == "quick_check")
+        make_standalone(copy)
+        uncompressed_size = os.path.getsize(copy)
+        # Three readers of the copy at once: the check, its sha256, the compression.
+        # SQLite, hashlib and zstandard release the GIL while they work.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            verified = pool.submit(verify_copy, copy, check_name == "quick_check")
+            hashed = pool.submit(sha256_file, copy)
+            out, size, checksum = store(copy, final, compression, params["compression_level"])
+            ok, problems, copy_facts = verified.result()
+            uncompressed_sha256 = hashed.result()
+        if out == copy:
+            copy = None
         if not ok:
             raise BackupError("backup of '%s' failed its %s (%s); nothing was kept under '%s'"
                               % (params["path"], check_name, "; ".join(problems[:3]), final))
-        uncompressed_size = os.path.getsize(copy)
-        if compression == "none":
-            out, copy = copy, None
-            checksum = uncompressed_sha256 = sha256_file(out)
-            size = uncompressed_size
-        else:
-            out = temp_path(final)
-            with open(out, "wb") as handle:
-                sink = HashingWriter(handle)
-                dummy, uncompressed_sha256 = compress_file(copy, sink, compression, params["compression_level"])
-            checksum, size = sink.sha256, sink.size
-            remove_quietly(copy)
-            copy = None
+        checksum = checksum or uncompressed_sha256
+        remove_quietly(copy)
+        copy = None
 
         file_args = module.load_file_common_arguments(params, path=out)
         file_args["mode"] = params["mode"] if params["mode"] is not None else "0600"

@@ -178,6 +178,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     facts,
     foreign_key_check,
     integrity_check,
+    tune_for_scan,
 )
 
 
@@ -222,6 +223,7 @@ def main():
 
     result = {"changed": False}
     try:
+        tune_for_scan(conn)
         result.update(run_checks(conn, params))
         result.update(facts(conn, path, with_rows=params["row_counts"]))
     except sqlite3.Error as exc:

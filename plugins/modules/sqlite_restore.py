@@ -170,6 +170,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     describe_error,
     integrity_check,
     row_counts,
+    tune_for_scan,
 )
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -214,6 +215,7 @@ def check_candidate(candidate, quick, src):
         check_database_file(candidate, action="restore from")
         conn = sqlite3.connect("file:%s?mode=ro" % candidate, uri=True)
         try:
+            tune_for_scan(conn)
             ok, problems = integrity_check(conn, quick=quick)
             tables = row_counts(conn) if ok else {}
         finally:

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, with results written under bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python bench/sqlite_backup_bench.py "$@"
