@@ -10,7 +10,9 @@ import re
 import sqlite3
 import stat
 import subprocess
+import shutil
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -364,3 +366,37 @@ def test_a_killed_backup_never_leaves_a_final_name(bot_db, backups, compression)
                     conn = sqlite3.connect("file:%s?mode=ro" % copy, uri=True)
                     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
                     conn.close()
+
+
+AS_USER = textwrap.dedent("""
+    import json, sys
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.botops.runbook.plugins.modules import sqlite_backup
+    with patch_module_args(json.loads(sys.argv[1])):
+        sqlite_backup.main()
+""")
+
+
+def test_permission_denied_as_an_unprivileged_user(tmp_path):
+    """A real unprivileged user ('nobody') meets a 0600 root-owned database."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("switching to another user needs root and a system python3")
+    import botdb  # pylint: disable=import-outside-toplevel
+    shared = tempfile.mkdtemp(prefix="botops-perm-", dir="/tmp")  # traversable by 'nobody'
+    try:
+        os.chmod(shared, 0o755)
+        path = os.path.join(shared, "bot_data.db")
+        botdb.create(path)
+        os.chmod(path, 0o600)
+        out = os.path.join(shared, "out")
+        os.mkdir(out)
+        os.chmod(out, 0o777)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        args = json.dumps({"path": path, "dest_dir": out})
+        proc = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", AS_USER, args], env=env,
+                              capture_output=True, text=True, check=False)
+        result = json.loads(proc.stdout or "{}") or {"msg": proc.stderr}
+        assert result.get("failed") and "Permission denied" in result["msg"] and path in result["msg"], result
+        assert os.listdir(out) == []
+    finally:
+        shutil.rmtree(shared)
