@@ -117,7 +117,10 @@ class Writer:
         self.proc.send_signal(signal.SIGTERM)
         out = json.loads(self.proc.communicate(timeout=120)[0].strip().splitlines()[-1])
         lat = sorted(out["latencies"])
-        pick = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000) if lat else (lambda q: 0.0)
+
+        def pick(quantile):
+            return lat[min(len(lat) - 1, int(quantile * len(lat)))] * 1000 if lat else 0.0
+
         return {"commits": len(lat), "errors": out["errors"], "p50_ms": pick(0.50), "p99_ms": pick(0.99),
                 "max_ms": lat[-1] * 1000 if lat else 0.0}
 
@@ -172,8 +175,13 @@ def targets(rows, baseline, source_size):
     zstd = row("sqlite_backup zstd (default integrity_check)", False)
     zstd_quick = row("sqlite_backup zstd, verify: quick_check", False)
     loaded = [row("sqlite_backup zstd (default integrity_check)", True), row("sqlite_backup zstd, verify: quick_check", True)]
-    speed = lambda r: source_size / MB / r["seconds"]  # noqa: E731
-    verdict = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+
+    def speed(measured):
+        return source_size / MB / measured["seconds"]
+
+    def verdict(ok):
+        return "met" if ok else "**not met**"
+
     return [
         "## Targets (judged by the script from the rows above)",
         "",
