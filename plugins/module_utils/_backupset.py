@@ -157,23 +157,27 @@ def require_compression(compression):
                           "(Debian: python3-zstandard); install it or use compression=gzip")
 
 
+def open_compressor(sink, compression, level=None, threads=2, size=-1):
+    """A writer that compresses into ``sink`` (close it to end the stream), or
+    None for ``none``. gzip has mtime=0: the same input gives the same bytes."""
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=level or 6, mtime=0)
+    if compression == "zstd":
+        require_compression(compression)
+        return zstandard.ZstdCompressor(level=level or 3, threads=threads).stream_writer(sink, closefd=False, size=size)
+    return None
+
+
 def compress_file(source, dest_handle, compression, level=None, threads=2):
     """Copy ``source`` into ``dest_handle`` compressed; returns the bytes read."""
     read = 0
     with open(source, "rb") as src:
-        if compression == "gzip":
-            # mtime=0: the same input gives the same bytes (and checksum).
-            stream = gzip.GzipFile(fileobj=dest_handle, mode="wb", compresslevel=level or 6, mtime=0)
-        elif compression == "zstd":
-            require_compression(compression)
-            stream = zstandard.ZstdCompressor(level=level or 3, threads=threads).stream_writer(
-                dest_handle, closefd=False, size=os.path.getsize(source))
-        else:
-            stream = dest_handle
+        stream = open_compressor(dest_handle, compression, level, threads, size=os.path.getsize(source))
+        writer = stream or dest_handle
         for block in iter(lambda: src.read(CHUNK), b""):
-            stream.write(block)
+            writer.write(block)
             read += len(block)
-        if stream is not dest_handle:
+        if stream is not None:
             stream.close()  # ends the gzip member or zstd frame; dest_handle stays open
     return read
 

@@ -117,7 +117,7 @@ class PgServer:
 
     def psql(self, sql, db="postgres", user=SUPERUSER):
         """Run SQL as the superuser over the private socket (trusted locally)."""
-        return _run([os.path.join(self.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.sockdir,
+        return _run([os.path.join(self.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.info["socket_dir"],
                      "-p", str(self.info["port"]), "-U", user, "-d", db, "-At", "-c", sql]).stdout
 
     def _create_roles(self, passwords):

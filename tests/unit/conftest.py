@@ -112,3 +112,34 @@ def pg_server():
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_botdb(pg_server):
+    """botdb filled as the runbooks' bots fill theirs: pgbench tables plus users and
+    messages with JSONB and a foreign key, owned by the application role."""
+    import pgserver  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    env = dict(os.environ, PGPASSWORD=pg_server["app_password"])  # the test harness only; modules use a passfile
+    subprocess.run([os.path.join(pg_server["bindir"], "pgbench"), "-i", "-s", "1", "-q", "--foreign-keys",
+                    "-h", pg_server["host"], "-p", str(pg_server["port"]), "-U", pg_server["app_user"],
+                    pg_server["app_db"]], env=env, check=True, capture_output=True)
+    server = pgserver.PgServer(pg_server["base"])
+    server.info = pg_server
+    server.psql("""
+        CREATE TABLE users (id bigserial PRIMARY KEY, telegram_id bigint UNIQUE NOT NULL, name text);
+        CREATE TABLE messages (id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users(id),
+                               body jsonb NOT NULL, sent_at timestamptz NOT NULL DEFAULT now());
+        INSERT INTO users (telegram_id, name) SELECT 1000 + g, 'user ' || g FROM generate_series(1, 300) g;
+        INSERT INTO messages (user_id, body)
+            SELECT 1 + g % 300, jsonb_build_object('text', md5(g::text), 'n', g) FROM generate_series(1, 5000) g;
+        ANALYZE;
+    """, db=pg_server["app_db"], user=pg_server["app_user"])
+    return pg_server
+
+
+@pytest.fixture
+def pg_params(pg_botdb):
+    """Module arguments that connect as the application role over TCP."""
+    return {"login_host": pg_botdb["host"], "login_port": pg_botdb["port"], "login_user": pg_botdb["app_user"],
+            "login_password": pg_botdb["app_password"], "db": pg_botdb["app_db"]}

@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared PostgreSQL mechanisms: the connection options (documented once in the
+``botops.runbook.postgres`` doc fragment), psycopg2 connections, the client
+binaries, and the libpq environment that carries the password in a private
+passfile, never on a command line.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    HashingWriter,
+    decompress_to,
+    open_compressor,
+)
+
+try:
+    import psycopg2
+    from psycopg2 import sql  # noqa: F401 pylint: disable=unused-import
+    HAS_PSYCOPG2 = True
+    PSYCOPG2_IMPORT_ERROR = None
+except ImportError:
+    psycopg2 = None
+    sql = None
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
+
+
+class PostgresError(Exception):
+    """A failure with a message fit for an operator."""
+
+
+def connection_argument_spec():
+    return dict(
+        login_host=dict(type="str", default=""),
+        login_port=dict(type="int", default=5432),
+        login_user=dict(type="str", default="postgres"),
+        login_password=dict(type="str", default="", no_log=True),
+        login_unix_socket=dict(type="str", default=""),
+        db=dict(type="str", required=True),
+        ssl_mode=dict(type="str", default="prefer",
+                      choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
+        connect_timeout=dict(type="int", default=10),
+        bin_dir=dict(type="path"),
+    )
+
+
+def require_psycopg2(module):
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2 (Debian: python3-psycopg2)"),
+                         exception=PSYCOPG2_IMPORT_ERROR)
+
+
+def _host(params):
+    return params["login_unix_socket"] or params["login_host"] or None
+
+
+def describe_target(params, db=None):
+    where = params["login_unix_socket"] or params["login_host"] or "local socket"
+    return "database '%s' on %s:%d" % (db or params["db"], where, params["login_port"])
+
+
+def connect(params, db=None, autocommit=True):
+    """A psycopg2 connection; errors become PostgresError with the cause in words."""
+    kwargs = {
+        "dbname": db or params["db"],
+        "user": params["login_user"],
+        "port": params["login_port"],
+        "connect_timeout": params["connect_timeout"],
+        "sslmode": params["ssl_mode"],
+        "application_name": "botops.runbook",
+    }
+    if _host(params):
+        kwargs["host"] = _host(params)
+    if params["login_password"]:
+        kwargs["password"] = params["login_password"]
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.OperationalError as exc:
+        raise PostgresError("cannot connect to %s as '%s': %s" % (describe_target(params, db), params["login_user"],
+                                                                  first_line(str(exc))))
+    conn.autocommit = autocommit
+    return conn
+
+
+def first_line(text):
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+class LibpqEnvironment:
+    """Environment for pg_dump and friends: connection in PG* variables and the
+    password in a 0600 passfile in a private directory, removed afterwards."""
+
+    def __init__(self, params):
+        self.params = params
+        self.directory = None
+
+    def __enter__(self):
+        env = {
+            "PGPORT": str(self.params["login_port"]),
+            "PGUSER": self.params["login_user"],
+            "PGSSLMODE": self.params["ssl_mode"],
+            "PGCONNECT_TIMEOUT": str(self.params["connect_timeout"]),
+            "PGAPPNAME": "botops.runbook",
+            "LC_ALL": "C",  # tool messages in English, so they can be parsed
+        }
+        if _host(self.params):
+            env["PGHOST"] = _host(self.params)
+        self.directory = tempfile.mkdtemp(prefix="botops-pgpass-")
+        passfile = os.path.join(self.directory, "pgpass")
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            password = self.params["login_password"] or ""
+            handle.write("*:*:*:*:%s\n" % password.replace("\\", "\\\\").replace(":", "\\:"))
+        env["PGPASSFILE"] = passfile
+        return env
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def find_binary(module, name):
+    """A PostgreSQL client program: from ``bin_dir`` when given, else the PATH and
+    Debian's /usr/lib/postgresql/<newest>/bin."""
+    bin_dir = module.params.get("bin_dir")
+    if bin_dir:
+        path = os.path.join(bin_dir, name)
+        if not os.access(path, os.X_OK):
+            raise PostgresError("'%s' not found in bin_dir '%s'; install the PostgreSQL client or fix bin_dir"
+                                % (name, bin_dir))
+        return path
+    extra = sorted((os.path.join("/usr/lib/postgresql", v, "bin") for v in _listdir("/usr/lib/postgresql")),
+                   key=_version_key, reverse=True)
+    path = module.get_bin_path(name, required=False, opt_dirs=extra)
+    if not path:
+        raise PostgresError("'%s' not found on the managed host; install the PostgreSQL client "
+                            "(Debian: postgresql-client) or set bin_dir" % name)
+    return path
+
+
+def _listdir(path):
+    try:
+        return [name for name in os.listdir(path) if name.isdigit()]
+    except OSError:
+        return []
+
+
+def _version_key(path):
+    return int(path.rstrip("/").split("/")[-2])
+
+
+def client_major(module, binary):
+    rc, out, err = module.run_command([binary, "--version"], environ_update={"LC_ALL": "C"})
+    match = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out)
+    if rc != 0 or not match:
+        raise PostgresError("cannot tell the version of '%s': %s" % (binary, first_line(err or out)))
+    return int(match.group(1)), match.group(0).split(") ")[1]
+
+
+def check_client_not_older(module, binary, conn):
+    """pg_dump older than the server refuses to dump, or dumps badly: say so first."""
+    major, version = client_major(module, binary)
+    server_major = conn.server_version // 10000
+    if major < server_major:
+        raise PostgresError("%s is version %s but the server is PostgreSQL %d; install a client of version %d or "
+                            "newer (or point bin_dir at one)"
+                            % (os.path.basename(binary), version, server_major, server_major))
+    return version
+
+
+def stderr_errors(text):
+    """Lines of a pg tool's stderr that report an error (it may exit 0 after one)."""
+    return [line for line in text.splitlines() if re.search(r"\b(error|fatal|FATAL|ERROR):", line)]
+
+
+# --- the PostgreSQL tools ---------------------------------------------------
+# Dumps and restores stream through pipes: module.run_command buffers a whole
+# output in memory, which a dump of any size must not. Every argv is a list (no
+# shell), and the password is in the LibpqEnvironment's passfile.
+
+CHUNK = 1024 * 1024
+
+
+def _raise_on_errors(rc, err_text, what):
+    errors = stderr_errors(err_text)
+    if rc != 0 or errors:
+        raise PostgresError("%s failed (rc=%d): %s" % (what, rc, first_line("\n".join(errors) or err_text)))
+
+
+def run_checked(argv, env, what):
+    """Run a pg tool; a non-zero exit or an error line on stderr fails (pg tools can
+    exit 0 after an error)."""
+    proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+    _raise_on_errors(proc.returncode, proc.stderr.decode("utf-8", "replace"), what)
+    return proc.stdout
+
+
+def pipe_into(argv, env, path, compression, what):
+    """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
+    whole dump in memory); the tool may stop reading early (pg_restore --list)."""
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
+                                stderr=err)
+        try:
+            decompress_to(path, compression, proc.stdin)
+        except BrokenPipeError:
+            pass  # the tool has read what it needs; its exit code says how it went
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        rc = proc.wait()
+        err.seek(0)
+        _raise_on_errors(rc, err.read().decode("utf-8", "replace"), what)
+        out.seek(0)
+        return out.read().decode("utf-8", "replace")
+
+
+def stream_dump(argv, env, out_path, compression, level, what):
+    """pg_dump (or pg_dumpall) to stdout, compressed and hashed on the way into
+    ``out_path``; returns (bytes written, their sha256)."""
+    with tempfile.TemporaryFile() as err, open(out_path, "wb") as handle:
+        sink = HashingWriter(handle)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err)  # pylint: disable=consider-using-with
+        try:
+            stream = open_compressor(sink, compression, level)
+            writer = stream or sink
+            for block in iter(lambda: proc.stdout.read(CHUNK), b""):
+                writer.write(block)
+            if stream is not None:
+                stream.close()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        rc = proc.wait()
+        err.seek(0)
+        _raise_on_errors(rc, err.read().decode("utf-8", "replace"), what)
+    return sink.size, sink.sha256
+
+
+def server_version_string(conn):
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        return cur.fetchone()[0]
+
+
+def table_row_counts(conn, exact=False):
+    """{schema.table: rows} of every user table; estimates from the statistics
+    unless ``exact``."""
+    with conn.cursor() as cur:
+        cur.execute("""
+            SELECT n.nspname, c.relname, c.reltuples::bigint
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+            ORDER BY 1, 2""")
+        tables = cur.fetchall()
+        counts = {}
+        for schema, name, estimate in tables:
+            if exact:
+                cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
+                counts["%s.%s" % (schema, name)] = cur.fetchone()[0]
+            else:
+                counts["%s.%s" % (schema, name)] = max(int(estimate), 0)
+    return counts
+
+
+def database_size(conn, db):
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_database_size(%s)", (db,))
+        return cur.fetchone()[0]
