@@ -80,7 +80,7 @@ unit: venv collection-link
 	pytest -p no:cacheprovider -q tests/unit
 
 integration: venv $(SANITY_TREE)
-	cd $(SANITY_TREE) && ansible-test integration --python $(PYTHON_VERSION) --color no
+	scripts/integration.sh $(SANITY_TREE)
 
 molecule: setup collection-link
 	molecule test $(if $(filter --all,$(SCENARIO)),--all,-s $(SCENARIO))
