@@ -252,6 +252,36 @@ def stream_dump(argv, env, out_path, compression, level, what):
     return sink.size, sink.sha256
 
 
+def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore"):
+    """Restore a dump of any format into ``target_db``. Parallel restore cannot read
+    a pipe, so a compressed custom dump with jobs > 1 is decompressed to a temp
+    file first."""
+    target_env = dict(env, PGDATABASE=target_db)
+    options = list(options)
+    if fmt == "plain":
+        pipe_into([find_binary(module, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options, target_env, path,
+                  compression, what)
+        return
+    argv = [find_binary(module, "pg_restore"), "--exit-on-error", "--dbname=%s" % target_db] + options
+    if jobs > 1:
+        argv.append("--jobs=%d" % jobs)
+    if fmt == "directory":
+        run_checked(argv + [path], target_env, what)
+    elif jobs > 1:
+        with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
+            decompress_to(path, compression, plain)
+            plain.flush()
+            run_checked(argv + [plain.name], target_env, what)
+    else:
+        pipe_into(argv, target_env, path, compression, what)
+
+
+def count_differences(expected, actual):
+    """'' when equal, else a short list of the tables whose counts differ."""
+    differ = sorted(t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t))
+    return ", ".join("%s %s != %s" % (t, actual.get(t), expected.get(t)) for t in differ[:5])
+
+
 def server_version_string(conn):
     with conn.cursor() as cur:
         cur.execute("SHOW server_version")

@@ -222,12 +222,14 @@ from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     PostgresError,
     check_client_not_older,
     connect,
+    count_differences,
     connection_argument_spec,
     database_size,
     describe_target,
     find_binary,
     pipe_into,
     require_psycopg2,
+    restore_dump,
     run_checked,
     server_version_string,
     sql,
@@ -300,7 +302,8 @@ def verify_restore(module, params, env, path, fmt, compression, expected):
         with admin.cursor() as cur:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
         try:
-            restore_into(module, params, env, path, fmt, compression, scratch)
+            restore_dump(module, env, path, fmt, compression, scratch,
+                         options=[] if fmt == "plain" else ["--no-owner"], what="verification restore of '%s'" % path)
             conn = connect(params, db=scratch)
             try:
                 actual = table_row_counts(conn, exact=True)
@@ -311,24 +314,9 @@ def verify_restore(module, params, env, path, fmt, compression, expected):
                 cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
     finally:
         admin.close()
-    differ = sorted(t for t in set(expected) | set(actual) if expected.get(t) != actual.get(t))
+    differ = count_differences(expected, actual)
     if differ:
-        raise BackupError("dump '%s' restored with other row counts than its snapshot: %s" % (
-            path, ", ".join("%s %s != %s" % (t, actual.get(t), expected.get(t)) for t in differ[:5])))
-
-
-def restore_into(module, params, env, path, fmt, compression, target_db):
-    target_env = dict(env, PGDATABASE=target_db)
-    what = "verification restore of '%s'" % path
-    if fmt == "directory":
-        run_checked([find_binary(module, "pg_restore"), "--no-owner", "--exit-on-error", "-d", target_db, path],
-                    target_env, what)
-    elif fmt == "plain":
-        pipe_into([find_binary(module, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target_db],
-                  target_env, path, compression, what)
-    else:
-        pipe_into([find_binary(module, "pg_restore"), "--no-owner", "--exit-on-error", "-d", target_db],
-                  target_env, path, compression, what)
+        raise BackupError("dump '%s' restored with other row counts than its snapshot: %s" % (path, differ))
 
 
 def dir_files(path):
