@@ -1,0 +1,432 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: postgresql_restore
+short_description: Restore a PostgreSQL backup set safely, into a new database or over an existing one
+version_added: 0.1.0
+description:
+  - Restores a dump written by M(botops.runbook.postgresql_backup). The file is checked
+    against its manifest (size and sha256 of every file) and C(pg_restore --list)
+    before anything is touched; a corrupted or truncated dump is refused.
+  - The safe default restores into a new database O(target_db), which is created.
+  - Over an existing database O(db) (O(clean=true)), the current state is kept first -
+    a safety backup (a verified custom dump beside the backup) unless
+    O(safety_backup=false), or with O(rename_existing=true) the old database is renamed
+    to C(<db>_pre_restore_<timestamp>), the fastest way back. Either way the database
+    must be free - O(terminate_connections=true) ends other sessions, otherwise the
+    module refuses and lists the connected applications.
+  - O(tables) and O(schemas) restore part of a dump (custom and directory formats);
+    O(jobs) restores in parallel, from a file (a compressed dump is decompressed to a
+    temporary file first, as parallel restore cannot read a pipe).
+  - ANALYZE runs after the restore; per-table row counts are returned next to the
+    manifest's.
+  - Replaces the runbooks' C(psql < dump.sql) and C(pg_restore -t messages) by hand.
+author:
+  - botops.runbook developers (@botops)
+extends_documentation_fragment:
+  - botops.runbook.postgres
+attributes:
+  check_mode:
+    support: full
+    description: Verifies the backup against its manifest and with C(pg_restore --list), connects, and writes nothing.
+  diff_mode:
+    support: none
+    description: Reports row counts instead.
+options:
+  src:
+    description: The backup (a file, or the directory of a C(directory) dump).
+    type: path
+    required: true
+  manifest:
+    description: The backup's manifest; defaults to O(src) plus C(.manifest.json).
+    type: path
+  require_manifest:
+    description: Refuse a backup without a manifest (its checksums cannot be verified).
+    type: bool
+    default: true
+  target_db:
+    description:
+      - Restore into this new database, created by the module (the safe default way).
+        A database of this name restored from the same backup gives C(changed=false);
+        any other existing database of this name is refused.
+      - Without it, the restore goes over O(db) and needs O(clean=true).
+    type: str
+  owner:
+    description: Owner of a database the module creates; defaults to O(login_user).
+    type: str
+  clean:
+    description:
+      - Restore over the existing database O(db) (C(pg_restore --clean --if-exists), in
+        a single transaction when O(jobs=1)).
+    type: bool
+    default: false
+  safety_backup:
+    description: Before overwriting O(db), dump its current state beside the backup.
+    type: bool
+    default: true
+  rename_existing:
+    description:
+      - Instead of overwriting, rename the existing O(db) to C(<db>_pre_restore_<timestamp>)
+        and restore into a new O(db).
+    type: bool
+    default: false
+  terminate_connections:
+    description: End the other sessions of the database that is replaced or renamed.
+    type: bool
+    default: false
+  tables:
+    description: Restore only these tables (C(pg_restore --table)).
+    type: list
+    elements: str
+    default: []
+  schemas:
+    description: Restore only these schemas (C(pg_restore --schema)).
+    type: list
+    elements: str
+    default: []
+  jobs:
+    description: Parallel restore jobs (custom and directory formats).
+    type: int
+    default: 1
+  no_owner:
+    description: Do not restore ownership (C(--no-owner)); objects belong to O(login_user).
+    type: bool
+    default: false
+notes:
+  - The password reaches the tools through a private passfile, never their command line.
+seealso:
+  - module: botops.runbook.postgresql_backup
+"""
+
+EXAMPLES = r"""
+- name: Restore last night's dump into a new database to look at it
+  botops.runbook.postgresql_restore:
+    src: /var/backups/botops/clip-saver/postgresql-clips/clips_20261122T031500Z.dump.zst
+    db: clips
+    target_db: clips_restored
+
+- name: Put the messages table back from a dump (the runbooks' pg_restore -t messages)
+  botops.runbook.postgresql_restore:
+    src: "{{ backup.dest }}"
+    db: psychochauffeur
+    target_db: psychochauffeur_messages
+    tables: [messages]
+
+- name: Roll the database back to the pre-deploy dump, keeping the current one renamed
+  botops.runbook.postgresql_restore:
+    src: "{{ pre_deploy_backup.dest }}"
+    db: clips
+    clean: true
+    rename_existing: true
+    terminate_connections: true
+"""
+
+RETURN = r"""
+target_db:
+  description: The database that was restored into.
+  returned: always
+  type: str
+  sample: clips_restored
+safety_backup:
+  description: Path of the dump of the state before the restore, or null.
+  returned: always
+  type: str
+  sample: /var/backups/botops/clip-saver/postgresql-clips/clips.pre-restore-20261122T101500Z.dump
+renamed_to:
+  description: Name the old database was renamed to (O(rename_existing=true)), or null.
+  returned: always
+  type: str
+  sample: clips_pre_restore_20261122T101500Z
+tables:
+  description: Exact row counts per table after the restore.
+  returned: success, not in check mode
+  type: dict
+  sample: {"public.clips": 250}
+manifest_tables:
+  description: The row counts the manifest recorded.
+  returned: when a manifest was read
+  type: dict
+  sample: {"public.clips": 250}
+terminated:
+  description: Sessions ended (O(terminate_connections=true)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pid": 4242, "application_name": "clip-saver", "usename": "clips"}]
+elapsed:
+  description: Seconds the restore took.
+  returned: always
+  type: float
+  sample: 8.4
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    BackupError,
+    compression_of,
+    decompress_to,
+    manifest_path,
+    read_manifest,
+    remove_quietly,
+    temp_path,
+    utc_now,
+    verify_against_manifest,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
+    LibpqEnvironment,
+    PostgresError,
+    check_client_not_older,
+    connect,
+    connection_argument_spec,
+    count_differences,
+    find_binary,
+    pipe_into,
+    require_psycopg2,
+    restore_dump,
+    run_checked,
+    sql,
+    stream_dump,
+    table_row_counts,
+)
+
+MARKER = "botops.runbook: restored from sha256 %s"
+
+
+def backup_format(src, manifest):
+    if manifest and manifest.get("source", {}).get("format"):
+        return manifest["source"]["format"]
+    if os.path.isdir(src):
+        return "directory"
+    return "plain" if ".sql" in os.path.basename(src) else "custom"
+
+
+def verify_backup(src, manifest):
+    """Every file of the set matches its manifest (a directory dump file by file)."""
+    if os.path.isdir(src):
+        base = os.path.basename(src.rstrip("/"))
+        for entry in manifest["files"]:
+            if not entry["name"].startswith(base + "/"):
+                continue
+            path = os.path.join(os.path.dirname(src.rstrip("/")), entry["name"])
+            if not os.path.exists(path):
+                raise BackupError("backup file '%s' listed in the manifest is missing: the dump is incomplete" % path)
+            verify_against_manifest(path, {"files": [dict(entry, name=os.path.basename(path))]})
+    else:
+        verify_against_manifest(src, manifest)
+
+
+def read_dump(module, env, src, fmt, compression, whole):
+    """pg_restore must read the dump's table of contents (--list) or, when no
+    manifest vouches for the file, every byte of it (restored to /dev/null): a
+    truncated dump fails here, before anything is touched."""
+    pg_restore = find_binary(module, "pg_restore")
+    what = "reading dump '%s'" % src
+    if fmt == "plain":
+        if whole:  # the whole stream must decompress; psql checks the SQL as it restores
+            with open(os.devnull, "wb") as sink:
+                decompress_to(src, compression, sink)
+        return
+    argv = [pg_restore, "--file=/dev/null"] if whole else [pg_restore, "--list"]
+    if fmt == "directory":
+        run_checked(argv + [src], env, what)
+    else:
+        pipe_into(argv, env, src, compression, what)
+
+
+def database_exists(admin, name):
+    with admin.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return cur.fetchone() is not None
+
+
+def restored_from(admin, name):
+    with admin.cursor() as cur:
+        cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def other_sessions(admin, name):
+    with admin.cursor() as cur:
+        cur.execute("""SELECT pid, coalesce(application_name, ''), coalesce(usename, ''), coalesce(client_addr::text, 'local')
+                       FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()""", (name,))
+        return [{"pid": pid, "application_name": app, "usename": user, "client_addr": addr}
+                for pid, app, user, addr in cur.fetchall()]
+
+
+def free_database(admin, name, terminate):
+    """The database must have no other sessions: end them, or refuse and name them."""
+    sessions = other_sessions(admin, name)
+    if sessions and not terminate:
+        raise PostgresError("database '%s' is in use by %s; stop the bot first, or set terminate_connections=true"
+                            % (name, ", ".join("%s (pid %d, user %s, from %s)" % (
+                                s["application_name"] or "an unnamed client", s["pid"], s["usename"], s["client_addr"])
+                                for s in sessions)))
+    with admin.cursor() as cur:
+        for session in sessions:
+            cur.execute("SELECT pg_terminate_backend(%s)", (session["pid"],))
+    return sessions
+
+
+def create_database(admin, name, owner):
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+
+
+def safety_dump(module, params, env, src):
+    """A custom-format dump of the current state, beside the backup, 0600."""
+    directory = os.path.dirname(os.path.abspath(src.rstrip("/")))
+    target = os.path.join(directory, "%s.pre-restore-%s.dump" % (params["db"], utc_now().strftime("%Y%m%dT%H%M%SZ")))
+    temp = temp_path(target)
+    try:
+        stream_dump([find_binary(module, "pg_dump"), "--format=custom"], dict(env, PGDATABASE=params["db"]), temp,
+                    "none", None, "safety dump of database '%s'" % params["db"])
+        run_checked([find_binary(module, "pg_restore"), "--list", temp], env, "pg_restore --list of the safety dump")
+        os.chmod(temp, 0o600)
+        os.replace(temp, target)
+    finally:
+        remove_quietly(temp)
+    return target
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        src=dict(type="path", required=True),
+        manifest=dict(type="path"),
+        require_manifest=dict(type="bool", default=True),
+        target_db=dict(type="str"),
+        owner=dict(type="str"),
+        clean=dict(type="bool", default=False),
+        safety_backup=dict(type="bool", default=True),
+        rename_existing=dict(type="bool", default=False),
+        terminate_connections=dict(type="bool", default=False),
+        tables=dict(type="list", elements="str", default=[]),
+        schemas=dict(type="list", elements="str", default=[]),
+        jobs=dict(type="int", default=1),
+        no_owner=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("target_db", "clean")],
+                           supports_check_mode=True)
+    require_psycopg2(module)
+    params = module.params
+    src = params["src"].rstrip("/")
+    started = time.monotonic()
+    target = params["target_db"] or params["db"]
+    result = {"changed": False, "target_db": target, "safety_backup": None, "renamed_to": None, "terminated": []}
+    admin = None
+    try:
+        if not os.path.exists(src):
+            raise BackupError("cannot restore from '%s': the backup does not exist" % src)
+        manifest = None
+        manifest_file = params["manifest"] or manifest_path(src)
+        if params["require_manifest"] or os.path.exists(manifest_file):
+            manifest = read_manifest(manifest_file)
+            verify_backup(src, manifest)
+            result["manifest_tables"] = manifest.get("tables", {})
+        fmt = backup_format(src, manifest)
+        compression = "none" if fmt == "directory" else (manifest or {}).get("compression") or compression_of(src)
+        if (params["tables"] or params["schemas"]) and fmt == "plain":
+            raise BackupError("tables/schemas need a custom or directory dump; '%s' is plain SQL" % src)
+        if not params["target_db"] and not params["clean"]:
+            raise BackupError("refusing to restore over the existing database '%s' without clean=true; restore "
+                              "into a new database with target_db, or set clean=true" % params["db"])
+        if params["clean"] and fmt == "plain" and not params["rename_existing"]:
+            raise BackupError("a plain SQL dump cannot clean an existing database; set rename_existing=true or "
+                              "restore into a new database with target_db")
+
+        admin = connect(params, db="postgres")
+        with LibpqEnvironment(params) as env:
+            check_client_not_older(module, find_binary(module, "pg_restore"), admin)
+            read_dump(module, env, src, fmt, compression, whole=manifest is None)
+            fingerprint = MARKER % (manifest["files"][0]["sha256"] if manifest else "unknown")
+            exists = database_exists(admin, target)
+
+            if params["target_db"] and exists:
+                if manifest and restored_from(admin, target) == fingerprint:
+                    result["elapsed"] = round(time.monotonic() - started, 3)
+                    module.exit_json(**result)  # already restored from this very backup
+                raise BackupError("target database '%s' already exists and was not restored from this backup; "
+                                  "choose another target_db, or restore over it with clean=true" % target)
+            if params["clean"] and not exists:
+                raise BackupError("database '%s' does not exist, so there is nothing to clean; use target_db to "
+                                  "restore into a new database" % target)
+
+            result["changed"] = True
+            if module.check_mode:
+                if params["clean"]:
+                    sessions = other_sessions(admin, target)
+                    if sessions and not params["terminate_connections"]:
+                        free_database(admin, target, False)  # raises with the list of sessions
+                result["elapsed"] = round(time.monotonic() - started, 3)
+                module.exit_json(**result)
+
+            owner = params["owner"] or params["login_user"]
+            if fmt == "plain":
+                options = ["--single-transaction"]  # psql: all of the SQL, or none of it
+            else:
+                options = ["--no-owner"] if params["no_owner"] else []
+                options += ["--table=%s" % t for t in params["tables"]]
+                options += ["--schema=%s" % s for s in params["schemas"]]
+                if params["jobs"] == 1:
+                    options.append("--single-transaction")
+            if params["clean"]:
+                result["terminated"] = free_database(admin, target, params["terminate_connections"])
+                if params["rename_existing"]:
+                    renamed = "%s_pre_restore_%s" % (target[:40], utc_now().strftime("%Y%m%dT%H%M%SZ"))
+                    with admin.cursor() as cur:
+                        cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(target), sql.Identifier(renamed)))
+                    result["renamed_to"] = renamed
+                    create_database(admin, target, owner)
+                else:
+                    if params["safety_backup"]:
+                        result["safety_backup"] = safety_dump(module, params, env, src)
+                    options += ["--clean", "--if-exists"]
+            else:
+                create_database(admin, target, owner)
+
+            try:
+                restore_dump(module, env, src, fmt, compression, target, options=options, jobs=params["jobs"],
+                             what="restore of '%s' into database '%s'" % (src, target))
+            except (PostgresError, BackupError):
+                if not params["clean"]:  # a half-made new database helps nobody: drop it
+                    with admin.cursor() as cur:
+                        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+                raise
+
+            conn = connect(params, db=target)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("ANALYZE")
+                result["tables"] = table_row_counts(conn, exact=True)
+            finally:
+                conn.close()
+            with admin.cursor() as cur:
+                cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(target), sql.Literal(fingerprint)))
+            if manifest and manifest.get("row_counts") == "exact" and not (params["tables"] or params["schemas"]):
+                differ = count_differences(manifest.get("tables", {}), result["tables"])
+                if differ:
+                    raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s"
+                                      % (target, differ))
+    except (PostgresError, BackupError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    finally:
+        if admin is not None:
+            admin.close()
+
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""postgresql_restore against the harness's real PostgreSQL server."""
+
+import os
+
+import psycopg2
+import pytest
+
+from ansible_collections.botops.runbook.plugins.modules import postgresql_backup, postgresql_restore
+
+
+def query(info, db, statement):
+    conn = psycopg2.connect(host=info["host"], port=info["port"], dbname=db, user="postgres",
+                            password=info["superuser_password"], application_name="pytest-holder")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def databases(info):
+    return {name for (name,) in query(info, "postgres", "SELECT datname FROM pg_database")}
+
+
+@pytest.fixture
+def admin_params(pg_botdb):
+    return {"login_host": pg_botdb["host"], "login_port": pg_botdb["port"], "login_user": "postgres",
+            "login_password": pg_botdb["superuser_password"], "db": pg_botdb["app_db"]}
+
+
+@pytest.fixture
+def backup(run_module, admin_params, tmp_path):
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    result = run_module(postgresql_backup, dict(admin_params, dest_dir=str(directory), row_counts="exact"))
+    assert not result["failed"], result.get("msg")
+    return result
+
+
+@pytest.fixture
+def drop_after(pg_botdb):
+    names = []
+    yield names
+    for name in names:
+        query(pg_botdb, "postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
+def test_into_a_new_database_check_then_real_then_again(run_module, admin_params, pg_botdb, backup, drop_after):
+    drop_after.append("restored_new")
+    args = dict(admin_params, src=backup["dest"], target_db="restored_new")
+    checked = run_module(postgresql_restore, args, check_mode=True)
+    assert not checked["failed"], checked.get("msg")
+    assert checked["changed"] is True and "restored_new" not in databases(pg_botdb)
+
+    real = run_module(postgresql_restore, args)
+    assert not real["failed"], real.get("msg")
+    assert real["changed"] is True
+    assert real["tables"] == real["manifest_tables"] == backup["tables"]
+
+    again = run_module(postgresql_restore, args)
+    assert not again["failed"], again.get("msg")
+    assert again["changed"] is False
+
+
+def test_partial_and_parallel_restores(run_module, admin_params, pg_botdb, backup, drop_after, tmp_path):
+    drop_after += ["only_users", "parallel"]
+    partial = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="only_users",
+                                                  tables=["users"]))
+    assert not partial["failed"], partial.get("msg")
+    assert list(partial["tables"]) == ["public.users"] and partial["tables"]["public.users"] == 300
+
+    parallel = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="parallel", jobs=2))
+    assert not parallel["failed"], parallel.get("msg")
+    assert parallel["tables"] == backup["tables"]
+
+
+def test_directory_dump_in_parallel(run_module, admin_params, tmp_path, drop_after):
+    drop_after.append("from_directory")
+    dump = run_module(postgresql_backup, dict(admin_params, dest_dir=str(tmp_path), format="directory", jobs=2,
+                                              row_counts="exact"))
+    assert not dump["failed"], dump.get("msg")
+    result = run_module(postgresql_restore, dict(admin_params, src=dump["dest"], target_db="from_directory", jobs=2))
+    assert not result["failed"], result.get("msg")
+    assert result["tables"] == dump["tables"]
+
+
+def test_over_an_existing_database_with_a_safety_backup(run_module, admin_params, pg_botdb, backup, drop_after):
+    drop_after.append("live_bot")
+    run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="live_bot"))
+    query(pg_botdb, "live_bot", "DELETE FROM messages WHERE id > 100")
+
+    refused = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="live_bot"))
+    assert refused["failed"] and "without clean=true" in refused["msg"]
+
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="live_bot", clean=True))
+    assert not result["failed"], result.get("msg")
+    assert result["tables"]["public.messages"] == 5000
+    assert result["safety_backup"] and os.path.exists(result["safety_backup"])
+    assert oct(os.stat(result["safety_backup"]).st_mode & 0o777) == "0o600"
+
+
+def test_busy_database_is_refused_then_freed(run_module, admin_params, pg_botdb, backup, drop_after):
+    drop_after.append("busy_bot")
+    run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="busy_bot"))
+    holder = psycopg2.connect(host=pg_botdb["host"], port=pg_botdb["port"], dbname="busy_bot", user="postgres",
+                              password=pg_botdb["superuser_password"], application_name="clip-saver-bot")
+    try:
+        refused = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="busy_bot", clean=True,
+                                                      rename_existing=True))
+        assert refused["failed"] and "clip-saver-bot" in refused["msg"] and "terminate_connections" in refused["msg"]
+        freed = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="busy_bot", clean=True,
+                                                    rename_existing=True, terminate_connections=True))
+        assert not freed["failed"], freed.get("msg")
+        assert [s["application_name"] for s in freed["terminated"]] == ["clip-saver-bot"]
+        drop_after.append(freed["renamed_to"])
+        assert freed["renamed_to"] in databases(pg_botdb)
+    finally:
+        holder.close()
+
+
+# --- bad input: a clear error, and nothing changed ---------------------------
+
+def test_corrupted_dump_is_refused(run_module, admin_params, pg_botdb, backup):
+    with open(backup["dest"], "r+b") as handle:
+        handle.seek(os.path.getsize(backup["dest"]) // 2)
+        handle.write(b"corruption")
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="never_made"))
+    assert result["failed"] and "does not match its manifest's sha256" in result["msg"]
+    assert "never_made" not in databases(pg_botdb)
+
+
+def test_truncated_dump_is_refused(run_module, admin_params, pg_botdb, backup):
+    with open(backup["dest"], "r+b") as handle:
+        handle.truncate(os.path.getsize(backup["dest"]) // 3)
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="never_made",
+                                                 require_manifest=False, manifest="/nonexistent"))
+    assert result["failed"] and ("truncated" in result["msg"] or "pg_restore" in result["msg"])
+    assert "never_made" not in databases(pg_botdb)
+
+
+def test_existing_target_that_is_not_ours_is_refused(run_module, admin_params, backup):
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="botdb"))
+    assert result["failed"] and "already exists" in result["msg"]
+
+
+def test_wrong_password(run_module, admin_params, backup):
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="x",
+                                                 login_password="nope"))
+    assert result["failed"] and "password authentication failed" in result["msg"]
