@@ -11,8 +11,8 @@ import subprocess
 import threading
 import time
 
-import psycopg2
 import pytest
+from dbtools import pg_query
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import sha256_file
 from ansible_collections.botops.runbook.plugins.modules import postgresql_backup
@@ -24,21 +24,9 @@ CONTENT_CHECKSUM = """
 """
 
 
-def query(info, db, statement, user="superuser"):
-    conn = psycopg2.connect(host=info["host"], port=info["port"], dbname=db, user=info["%s" % user],
-                            password=info["%s_password" % user])
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
-
-
 def restore_by_hand(info, dump, compression, target):
     """Restore a custom-format dump with the stock tools, to prove it is a real dump."""
-    query(info, "postgres", "CREATE DATABASE %s" % target)
+    pg_query(info, "postgres", "CREATE DATABASE %s" % target)
     env = dict(os.environ, PGPASSWORD=info["superuser_password"])
     reader = {"zstd": ["zstd", "-dc", dump], "gzip": ["gzip", "-dc", dump], "none": ["cat", dump]}[compression]
     data = subprocess.run(reader, check=True, capture_output=True).stdout
@@ -84,9 +72,9 @@ def test_custom_dump_round_trip(run_module, pg_params, pg_botdb, backups, compre
     target = "roundtrip_%s" % compression
     try:
         restore_by_hand(pg_botdb, result["dest"], compression, target)
-        assert query(pg_botdb, target, CONTENT_CHECKSUM) == query(pg_botdb, "botdb", CONTENT_CHECKSUM)
+        assert pg_query(pg_botdb, target, CONTENT_CHECKSUM) == pg_query(pg_botdb, "botdb", CONTENT_CHECKSUM)
     finally:
-        query(pg_botdb, "postgres", "DROP DATABASE IF EXISTS %s" % target)
+        pg_query(pg_botdb, "postgres", "DROP DATABASE IF EXISTS %s" % target)
 
 
 def test_plain_and_directory_formats(run_module, pg_params, backups):
@@ -108,7 +96,7 @@ def test_verify_restore_and_globals(run_module, pg_params, pg_botdb, backups):
     assert not result["failed"], result.get("msg")
     assert result["verified"] == {"method": "restore", "ok": True}
     assert [f for f in result["files"] if ".globals.sql" in f["name"]]
-    leftovers = query(pg_botdb, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'botops_verify_%'")
+    leftovers = pg_query(pg_botdb, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'botops_verify_%'")
     assert leftovers == [], "the scratch database is dropped"
 
 

@@ -7,24 +7,13 @@ import os
 
 import psycopg2
 import pytest
+from dbtools import pg_query
 
 from ansible_collections.botops.runbook.plugins.modules import postgresql_backup, postgresql_restore
 
 
-def query(info, db, statement):
-    conn = psycopg2.connect(host=info["host"], port=info["port"], dbname=db, user="postgres",
-                            password=info["superuser_password"], application_name="pytest-holder")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
-
-
 def databases(info):
-    return {name for (name,) in query(info, "postgres", "SELECT datname FROM pg_database")}
+    return {name for (name,) in pg_query(info, "postgres", "SELECT datname FROM pg_database")}
 
 
 @pytest.fixture
@@ -47,7 +36,7 @@ def drop_after(pg_botdb):
     names = []
     yield names
     for name in names:
-        query(pg_botdb, "postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        pg_query(pg_botdb, "postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
 
 def test_into_a_new_database_check_then_real_then_again(run_module, admin_params, pg_botdb, backup, drop_after):
@@ -92,7 +81,7 @@ def test_directory_dump_in_parallel(run_module, admin_params, tmp_path, drop_aft
 def test_over_an_existing_database_with_a_safety_backup(run_module, admin_params, pg_botdb, backup, drop_after):
     drop_after.append("live_bot")
     run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="live_bot"))
-    query(pg_botdb, "live_bot", "DELETE FROM messages WHERE id > 100")
+    pg_query(pg_botdb, "live_bot", "DELETE FROM messages WHERE id > 100")
 
     refused = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="live_bot"))
     assert refused["failed"] and "without clean=true" in refused["msg"]

@@ -17,6 +17,7 @@ import textwrap
 
 import pytest
 import zstandard
+from dbtools import corrupt_index_page, sqlite_rows
 
 from ansible_collections.botops.runbook.plugins.module_utils import _backupset
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import DatabaseLock, sha256_file
@@ -29,15 +30,6 @@ def restored_copy(backup, tmp_path):
     with open(target, "wb") as out:
         _backupset.decompress_to(str(backup), _backupset.compression_of(str(backup)), out)
     return str(target)
-
-
-def rows(path):
-    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return {name: conn.execute('SELECT count(*) FROM "%s"' % name).fetchone()[0]
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")}
-    finally:
-        conn.close()
 
 
 def listing(directory):
@@ -90,7 +82,7 @@ def test_backup_is_verified_checksummed_and_private(run_module, bot_db, backups,
     copy = restored_copy(result["dest"], tmp_path)
     assert os.path.getsize(copy) == manifest["uncompressed_size"]
     assert sha256_file(copy) == manifest["uncompressed_sha256"]
-    assert rows(copy) == counts
+    assert sqlite_rows(copy) == counts
     conn = sqlite3.connect(copy)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete", "a backup is one self-contained file"
     conn.close()
@@ -172,14 +164,7 @@ def test_text_file_source(run_module, tmp_path, backups):
 
 def test_corrupted_source_keeps_nothing(run_module, bot_db, backups):
     path = bot_db[0]
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages_user'").fetchone()[0]
-    conn.close()
-    with open(path, "r+b") as handle:
-        handle.seek((root - 1) * page_size)
-        handle.write(b"\xa5" * page_size)
+    corrupt_index_page(path)
     result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
     assert result["failed"]
     assert "failed its integrity_check" in result["msg"] and "nothing was kept" in result["msg"]
@@ -284,14 +269,14 @@ def test_backup_under_a_continuous_writer_is_consistent(run_module, tmp_path, ba
     path = str(tmp_path / "busy.db")
     import botdb  # pylint: disable=import-outside-toplevel
     botdb.create(path, users=500, messages=40000, journal_mode="wal")
-    before = rows(path)["messages"]
+    before = sqlite_rows(path)["messages"]
     writer = subprocess.Popen([sys.executable, "-c", WRITER, path, "3"], stdout=subprocess.PIPE, text=True)
     try:
         result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "compression": "none"})
     finally:
         out = writer.communicate(timeout=60)[0]
     written, errors = map(int, out.split())
-    after = rows(path)["messages"]
+    after = sqlite_rows(path)["messages"]
     assert not result["failed"], result.get("msg")
     assert errors == 0, "the bot's writes must never fail during a backup"
     assert written > 0 and after == before + written

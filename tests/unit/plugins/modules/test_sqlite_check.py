@@ -8,6 +8,7 @@ import os
 import sqlite3
 
 import pytest
+from dbtools import corrupt_index_page
 
 from ansible_collections.botops.runbook.plugins.modules import sqlite_check
 
@@ -108,14 +109,7 @@ def test_truncated_file_fails_and_is_left_as_it_was(run_module, bot_db):
 
 def test_corrupted_page_is_found_read_only(run_module, bot_db):
     path = bot_db[0]
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages_user'").fetchone()[0]
-    conn.close()
-    with open(path, "r+b") as handle:  # scribble over an index page
-        handle.seek((root - 1) * page_size)
-        handle.write(b"\xa5" * page_size)
+    corrupt_index_page(path)
     before = sha256(path)
 
     result = run_module(sqlite_check, {"path": path, "fail_on_problems": False})

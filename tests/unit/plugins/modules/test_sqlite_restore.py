@@ -11,18 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from dbtools import sqlite_rows
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import sha256_file
 from ansible_collections.botops.runbook.plugins.modules import sqlite_backup, sqlite_restore
-
-
-def rows(path):
-    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return {name: conn.execute('SELECT count(*) FROM "%s"' % name).fetchone()[0]
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")}
-    finally:
-        conn.close()
 
 
 def add_users(path, count):
@@ -58,12 +50,12 @@ def test_restore_check_mode_then_real_then_again(run_module, backed_up, tmp_path
     restored = run_module(sqlite_restore, {"src": backup["dest"], "path": path})
     assert not restored["failed"], restored.get("msg")
     assert restored["changed"] is True
-    assert rows(path) == counts == restored["tables"] == restored["manifest_tables"]
+    assert sqlite_rows(path) == counts == restored["tables"] == restored["manifest_tables"]
     assert restored["integrity"] == "ok"
     assert not os.path.exists(path + "-wal")
     safety = restored["safety_copy"]
     assert safety and os.path.exists(safety)
-    assert rows(safety)["users"] == counts["users"] + 5, "the safety copy holds the state before the restore"
+    assert sqlite_rows(safety)["users"] == counts["users"] + 5, "the safety copy holds the state before the restore"
     assert stat.S_IMODE(os.stat(safety).st_mode) == 0o600
 
     again = run_module(sqlite_restore, {"src": backup["dest"], "path": path})
@@ -85,7 +77,7 @@ def test_restore_to_a_new_path(run_module, backed_up, tmp_path):
     target = tmp_path / "fresh.db"
     result = run_module(sqlite_restore, {"src": backup["dest"], "path": str(target)})
     assert result["changed"] and result["safety_copy"] is None
-    assert rows(str(target)) == counts
+    assert sqlite_rows(str(target)) == counts
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
 
 
@@ -103,7 +95,7 @@ def test_refuses_while_the_bot_has_the_database_open(run_module, backed_up):
         assert sha256_file(path) == before
         forced = run_module(sqlite_restore, {"src": backup["dest"], "path": path, "force": True})
         assert forced["changed"] and not forced["failed"]
-        assert rows(path) == counts
+        assert sqlite_rows(path) == counts
     finally:
         bot.kill()
         bot.wait()
@@ -144,7 +136,7 @@ def test_missing_manifest_is_refused_unless_allowed(run_module, backed_up):
     assert refused["failed"] and "manifest" in refused["msg"] and "missing" in refused["msg"]
     assert unchanged(path, before)
     allowed = run_module(sqlite_restore, {"src": backup["dest"], "path": path, "require_manifest": False})
-    assert allowed["changed"] and rows(path) == counts
+    assert allowed["changed"] and sqlite_rows(path) == counts
 
 
 def test_manifest_of_another_backup_is_refused(run_module, backed_up, tmp_path):
@@ -206,4 +198,4 @@ def test_failed_check_after_the_swap_puts_the_safety_copy_back(run_module, backe
     monkeypatch.setattr(sqlite_restore, "integrity_check", check_fails_after_swap)
     result = run_module(sqlite_restore, {"src": backup["dest"], "path": path})
     assert result["failed"] and "was put back" in result["msg"]
-    assert rows(path)["users"] == counts["users"] + 5, "the database is back as it was before the restore"
+    assert sqlite_rows(path)["users"] == counts["users"] + 5, "the database is back as it was before the restore"
