@@ -59,6 +59,17 @@ def manifest_path(data_path):
     return data_path + MANIFEST_SUFFIX
 
 
+def auto_destination(directory, stem, ext, compression):
+    """(path, created_at) of a new name in ``directory``, never one that exists: two
+    backups within one second wait for the next second instead of replacing each other."""
+    while True:
+        created = utc_now()
+        path = os.path.join(directory, backup_name(stem, created, ext, compression))
+        if not os.path.lexists(path) and not os.path.lexists(manifest_path(path)):
+            return path, created
+        time.sleep(0.25)
+
+
 # --- files ----------------------------------------------------------------
 
 def sha256_file(path):

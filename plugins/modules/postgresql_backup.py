@@ -201,6 +201,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     COMPRESSION_SUFFIX,
     BackupError,
     DatabaseLock,
+    auto_destination,
     backup_name,
     check_destination_dir,
     decompress_to,
@@ -341,12 +342,12 @@ def resolve_compression(params):
     return compression
 
 
-def final_path(params, created):
+def final_path(params):
+    """(path, created_at) of the backup."""
     if params["dest"]:
-        return params["dest"]
-    name = backup_name(params["db"], created, EXTENSIONS[params["format"]],
-                       "none" if params["format"] == "directory" else params["_compression"])
-    return os.path.join(params["dest_dir"], name)
+        return params["dest"], utc_now()
+    return auto_destination(params["dest_dir"], params["db"], EXTENSIONS[params["format"]],
+                            "none" if params["format"] == "directory" else params["_compression"])
 
 
 def main():
@@ -391,8 +392,7 @@ def main():
         conn = connect(params, autocommit=False)
         dump_version = check_client_not_older(module, pg_dump, conn)
         size = database_size(conn, params["db"])
-        created = utc_now()
-        final = final_path(params, created)
+        final, created = final_path(params)
         check_destination_dir(os.path.dirname(os.path.abspath(final)), size)
         result.update(changed=True, dest=final, manifest=manifest_path(final), database_size=size,
                       server_version=server_version_string(conn), pg_dump_version=dump_version,

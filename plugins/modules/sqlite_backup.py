@@ -179,7 +179,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     BackupError,
     DatabaseLock,
     HashingWriter,
-    backup_name,
+    auto_destination,
     check_destination_dir,
     compress_file,
     describe_os_error,
@@ -276,9 +276,8 @@ def store(copy, final, compression, level):
     return out, sink.size, sink.sha256
 
 
-def take_backup(module, src, final, params, compression, source):
+def take_backup(module, src, final, params, compression, source, created_at):
     """Snapshot; verify while compressing; publish; then the manifest. Nothing partial survives."""
-    created_at = utc_now()
     copy = out = None
     check_name = params["verify"]
     try:
@@ -385,12 +384,11 @@ def main():
             src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
         source = {"size": source_size(path), "journal_mode": journal_mode}
 
-        created = utc_now()
         if params["dest"]:
-            final = params["dest"]
+            final, created = params["dest"], utc_now()
         else:
             stem, ext = os.path.splitext(os.path.basename(path))
-            final = os.path.join(params["dest_dir"], backup_name(stem, created, ext or ".db", compression))
+            final, created = auto_destination(params["dest_dir"], stem, ext or ".db", compression)
         # Room for the uncompressed snapshot, plus the compressed file beside it.
         needed = source["size"] * (1 if compression == "none" else 2)
         check_destination_dir(os.path.dirname(os.path.abspath(final)), needed)
@@ -407,7 +405,7 @@ def main():
                         "(sqlite_backup or sqlite_vacuum) so backups never block writers"
                         % (path, journal_mode, source["size"] / float(EXPECTED_BYTES_PER_SECOND), source["size"]))
         with DatabaseLock(os.path.realpath(path), params["lock_timeout"]):
-            result.update(take_backup(module, src, final, params, compression, source))
+            result.update(take_backup(module, src, final, params, compression, source, created))
     except (SqliteError, BackupError) as exc:
         module.fail_json(msg=str(exc))
     finally:

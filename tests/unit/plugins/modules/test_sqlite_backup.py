@@ -385,3 +385,10 @@ def test_permission_denied_as_an_unprivileged_user(tmp_path):
         assert os.listdir(out) == []
     finally:
         shutil.rmtree(shared)
+
+
+def test_two_backups_in_one_second_never_replace_each_other(run_module, bot_db, backups):
+    first = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups), "compression": "none"})
+    second = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups), "compression": "none"})
+    assert first["dest"] != second["dest"]
+    assert len(listing(backups)) == 4

@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The catalog of backup sets in a directory tree, read from their manifests.
+
+Everything that is not a complete set is reported, never ignored: a manifest that
+cannot be read, a manifest whose file is gone, a file no manifest lists, a
+checksum that does not match, and leftover temporary files of killed runs.
+"""
+
+import datetime
+import os
+
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    MANIFEST_SUFFIX,
+    BackupError,
+    read_manifest,
+    sha256_file,
+)
+
+
+def parse_time(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def is_temporary(name):
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _walk(root, recurse):
+    if recurse:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not is_temporary(d)]
+            yield dirpath, filenames, [d for d in os.listdir(dirpath) if is_temporary(d)]
+    else:
+        names = os.listdir(root)
+        yield root, [n for n in names if os.path.isfile(os.path.join(root, n))], [
+            n for n in names if is_temporary(n) and os.path.isdir(os.path.join(root, n))]
+
+
+def scan(root, recurse=True, verify_checksums=False, now=None):
+    """Returns {sets, problems, unknown_files, temporary_files}; sets newest first."""
+    if not os.path.isdir(root):
+        raise BackupError("backup directory '%s' does not exist" % root)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    sets, problems, referenced, files, temporary = [], [], set(), [], []
+    for dirpath, filenames, temp_dirs in _walk(root, recurse):
+        temporary += [os.path.join(dirpath, d) for d in temp_dirs]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if name.endswith(MANIFEST_SUFFIX):
+                backup = _read_set(path, verify_checksums, now, problems)
+                if backup:
+                    sets.append(backup)
+                    referenced.update(backup["files"])
+                referenced.add(path)
+            elif is_temporary(name):
+                temporary.append(path)
+            else:
+                files.append(path)
+    unknown = sorted(p for p in files if p not in referenced)
+    problems += ["file '%s' has no manifest: unfinished, or not made by this collection" % p for p in unknown]
+    sets.sort(key=lambda b: b["created_at"], reverse=True)
+    return {"sets": sets, "problems": problems, "unknown_files": unknown, "temporary_files": sorted(temporary)}
+
+
+def _read_set(manifest_file, verify_checksums, now, problems):
+    try:
+        manifest = read_manifest(manifest_file)
+        created_at = parse_time(manifest["created_at"])
+    except (BackupError, KeyError, ValueError, TypeError) as exc:
+        problems.append("manifest '%s' cannot be used: %s" % (manifest_file, exc))
+        return None
+    directory = os.path.dirname(manifest_file)
+    paths = [os.path.join(directory, entry["name"]) for entry in manifest["files"]]
+    backup = {
+        "path": manifest_file[:-len(MANIFEST_SUFFIX)],
+        "manifest": manifest_file,
+        "files": paths,
+        "engine": manifest.get("engine"),
+        "database": manifest.get("database"),
+        "host": manifest.get("host"),
+        "bot": manifest.get("bot"),
+        "created_at": created_at,
+        "age": int((now - created_at).total_seconds()),
+        "size": sum(entry.get("size") or 0 for entry in manifest["files"]),
+        "compression": manifest.get("compression"),
+        "encryption": manifest.get("encryption"),
+        "verified": bool((manifest.get("verified") or {}).get("ok")),
+        "complete": True,
+        "checksums": "not checked",
+    }
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        backup.update(complete=False, verified=False)
+        problems.append("manifest '%s' lists %s, which %s gone" % (
+            manifest_file, ", ".join("'%s'" % p for p in missing), "is" if len(missing) == 1 else "are"))
+    elif verify_checksums:
+        bad = [p for p, entry in zip(paths, manifest["files"]) if sha256_file(p) != entry.get("sha256")]
+        backup["checksums"] = "mismatch" if bad else "ok"
+        if bad:
+            backup["verified"] = False
+            problems.append("backup '%s' does not match its manifest's sha256: %s" % (
+                backup["path"], ", ".join(bad)))
+    return backup
+
+
+def public(backup):
+    """A set as a module returns it (times as text)."""
+    return dict(backup, created_at=backup["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: backup_prune
+short_description: Apply grandfather-father-son retention to backup sets, safely
+version_added: 0.1.0
+description:
+  - Deletes the backup sets that no retention rule keeps - C(keep_last),
+    C(keep_hourly), C(keep_daily), C(keep_weekly), C(keep_monthly), C(keep_yearly) (as
+    restic and borgmatic define them) and C(max_age).
+  - Sets are grouped by (host, engine, database) from their manifests, so two
+    databases in one directory never prune each other.
+  - Never deletes the newest verified backup of a group. Never deletes a file without a
+    manifest unless O(prune_unknown=true). Deletes a backup and its manifest together.
+  - Refuses a policy that would keep nothing. Replaces the runbooks'
+    C(find -mtime +30 -delete), which happily deletes the only good backup.
+author:
+  - botops.runbook developers (@botops)
+attributes:
+  check_mode:
+    support: full
+    description: Lists exactly what would be deleted and what is kept, with the rule that keeps each; deletes nothing.
+  diff_mode:
+    support: full
+    description: The sets before and after.
+options:
+  path:
+    description: Directory of backup sets (searched recursively unless O(recurse=false)).
+    type: path
+    required: true
+  recurse:
+    description: Look in subdirectories too.
+    type: bool
+    default: true
+  database:
+    description: Only prune the sets of this database.
+    type: str
+  keep_last:
+    description: Keep the N newest sets.
+    type: int
+    default: 0
+  keep_hourly:
+    description: Keep the newest set of each of the N most recent hours that have one.
+    type: int
+    default: 0
+  keep_daily:
+    description: Keep the newest set of each of the N most recent days that have one.
+    type: int
+    default: 0
+  keep_weekly:
+    description: Keep the newest set of each of the N most recent ISO weeks that have one.
+    type: int
+    default: 0
+  keep_monthly:
+    description: Keep the newest set of each of the N most recent months that have one.
+    type: int
+    default: 0
+  keep_yearly:
+    description: Keep the newest set of each of the N most recent years that have one.
+    type: int
+    default: 0
+  max_age:
+    description:
+      - Delete sets older than this, whatever else keeps them (seconds, or a number with
+        C(s), C(m), C(h), C(d) or C(w), such as C(30d)). Alone, it keeps everything younger.
+    type: str
+  timezone:
+    description: Time zone of the hour, day, week, month and year buckets (an IANA name).
+    type: str
+    default: UTC
+  prune_unknown:
+    description: Also delete files that no manifest lists (never by default).
+    type: bool
+    default: false
+  temporary_grace:
+    description:
+      - Leftover hidden temporary files of killed backups older than this are deleted (a
+        younger one may belong to a backup running now).
+    type: str
+    default: 1d
+notes:
+  - A set whose manifest lists a missing file is reported and left alone.
+"""
+
+EXAMPLES = r"""
+- name: The runbooks' "daily backups kept 30 days", plus months for a year
+  botops.runbook.backup_prune:
+    path: /var/backups/botops/reminder-bot
+    keep_daily: 30
+    keep_monthly: 12
+
+- name: Preview what "keep last 10" would delete
+  botops.runbook.backup_prune:
+    path: /var/backups/botops/games
+    keep_last: 10
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+deleted:
+  description: The sets deleted (in check mode, that would be deleted).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261001T031500Z.db.zst", "created_at": "2026-10-01T03:15:00Z"}]
+kept:
+  description: The sets kept, each with the rules that keep it.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst", "reasons": ["keep_daily (2026-11-22)"]}]
+deleted_files:
+  description: Every file removed (or that would be), manifests and unknown files included.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/backups/botops/bot/sqlite-bot_data/bot_data_20261001T031500Z.db.zst"]
+problems:
+  description: What is not a sound backup set, as in M(botops.runbook.backup_info).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+freed:
+  description: Bytes freed (or that would be).
+  returned: always
+  type: int
+  sample: 41943040
+"""
+
+import datetime
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupError
+from ansible_collections.botops.runbook.plugins.module_utils._catalog import scan
+from ansible_collections.botops.runbook.plugins.module_utils._retention import (
+    RetentionError,
+    parse_duration,
+    select,
+)
+
+try:
+    from zoneinfo import ZoneInfo
+except ImportError:  # Python < 3.9 on the managed host: UTC only
+    ZoneInfo = None
+
+
+def time_zone(name):
+    if name in ("UTC", "utc"):
+        return datetime.timezone.utc
+    if ZoneInfo is None:
+        raise RetentionError("timezone=%s needs Python 3.9 or newer on the managed host; use UTC" % name)
+    try:
+        return ZoneInfo(name)
+    except Exception:  # pylint: disable=broad-except  # ZoneInfoNotFoundError, ValueError
+        raise RetentionError("unknown timezone %r; use an IANA name such as Europe/Berlin" % name)
+
+
+def remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def main():
+    spec = dict(
+        path=dict(type="path", required=True),
+        recurse=dict(type="bool", default=True),
+        database=dict(type="str"),
+        max_age=dict(type="str"),
+        timezone=dict(type="str", default="UTC"),
+        prune_unknown=dict(type="bool", default=False),
+        temporary_grace=dict(type="str", default="1d"),
+    )
+    for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
+        spec["keep_" + name] = dict(type="int", default=0)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    params = module.params
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        policy = {k: params[k] for k in spec if k.startswith("keep_")}
+        policy["max_age"] = parse_duration(params["max_age"])
+        grace = parse_duration(params["temporary_grace"])
+        tz = time_zone(params["timezone"])
+        catalog = scan(params["path"], recurse=params["recurse"], now=now)
+        groups = {}
+        for backup in catalog["sets"]:
+            if params["database"] and backup["database"] != params["database"]:
+                continue
+            if backup["complete"]:
+                groups.setdefault((backup["host"], backup["engine"], backup["database"]), []).append(backup)
+        kept, deleted = [], []
+        for members in groups.values():
+            keep = select([dict(b, id=b["path"]) for b in members], now, policy, tz=tz)
+            for backup in members:
+                if backup["path"] in keep:
+                    kept.append({"path": backup["path"], "created_at": backup["created_at"],
+                                 "reasons": keep[backup["path"]]})
+                else:
+                    deleted.append(backup)
+    except (BackupError, RetentionError) as exc:
+        module.fail_json(msg=str(exc))
+
+    doomed = []
+    for backup in deleted:
+        doomed += backup["files"] + [backup["manifest"]]  # data first: a half-done delete leaves a visible orphan manifest
+    if params["prune_unknown"]:
+        doomed += catalog["unknown_files"]
+    doomed += [p for p in catalog["temporary_files"] if grace is not None and
+               (now.timestamp() - os.path.getmtime(p)) > grace]
+    freed = sum(b["size"] for b in deleted)
+
+    result = {
+        "changed": bool(doomed),
+        "deleted": [{"path": b["path"], "created_at": b["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")}
+                    for b in deleted],
+        "kept": [dict(k, created_at=k["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")) for k in kept],
+        "deleted_files": doomed,
+        "problems": catalog["problems"],
+        "freed": freed,
+    }
+    if module._diff:
+        before = sorted(b["path"] for b in deleted) + sorted(k["path"] for k in kept)
+        result["diff"] = {"before": "\n".join(sorted(before)) + "\n",
+                          "after": "\n".join(sorted(k["path"] for k in kept)) + "\n"}
+    if not module.check_mode:
+        for path in doomed:
+            try:
+                remove(path)
+            except OSError as exc:
+                module.fail_json(msg="cannot delete '%s': %s; nothing after it was deleted" % (path, exc.strerror),
+                                 **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

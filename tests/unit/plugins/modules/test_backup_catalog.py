@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""backup_info and backup_prune on real backup sets in tmp_path."""
+
+import datetime
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    backup_name,
+    manifest_path,
+    new_manifest,
+    write_manifest,
+)
+from ansible_collections.botops.runbook.plugins.modules import backup_info, backup_prune, sqlite_backup
+
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def make_set(directory, database, hours_ago, engine="sqlite", verified=True, host="bot1"):
+    """A backup set as the *_backup modules write it, created ``hours_ago``."""
+    created = NOW - datetime.timedelta(hours=hours_ago)
+    path = os.path.join(str(directory), backup_name(database, created, ".db", "none"))
+    data = ("%s %s" % (database, created)).encode()
+    with open(path, "wb") as handle:
+        handle.write(data)
+    manifest = new_manifest(engine, database, created)
+    manifest.update(host=host, files=[{"name": os.path.basename(path), "size": len(data),
+                                       "sha256": hashlib.sha256(data).hexdigest()}],
+                    verified={"method": "integrity_check", "ok": verified, "at": "x"})
+    write_manifest(manifest_path(path), manifest)
+    return path
+
+
+def names(directory):
+    return sorted(os.listdir(directory))
+
+
+def test_info_lists_sets_and_reports_every_problem(run_module, tmp_path):
+    newest = make_set(tmp_path, "bot_data", 1)
+    make_set(tmp_path, "bot_data", 25)
+    orphan = make_set(tmp_path, "bot_data", 49)
+    os.unlink(orphan)
+    (tmp_path / "bot_data_old_copy.db").write_bytes(b"cp bot_data.db backup/")
+    (tmp_path / "broken.db.manifest.json").write_text("{not json")
+    damaged = make_set(tmp_path, "games", 2)
+    with open(damaged, "ab") as handle:
+        handle.write(b"x")
+
+    result = run_module(backup_info, {"path": str(tmp_path), "verify_checksums": True}, check_mode=True)
+    assert not result["failed"], result.get("msg")
+    assert result["changed"] is False
+    assert [b["path"] for b in result["backups"]][0] == newest
+    assert result["latest"]["path"] == newest and 3500 <= result["latest"]["age"] <= 3700
+    problems = "\n".join(result["problems"])
+    assert "bot_data_old_copy.db' has no manifest" in problems
+    assert "broken.db.manifest.json' cannot be used" in problems
+    assert "which is gone" in problems
+    assert "does not match its manifest's sha256" in problems
+    games = [b for b in result["backups"] if b["database"] == "games"][0]
+    assert games["verified"] is False and games["checksums"] == "mismatch"
+
+
+def test_info_freshness(run_module, tmp_path):
+    make_set(tmp_path, "bot_data", 30)
+    make_set(tmp_path, "bot_data", 2, verified=False)
+    fresh = run_module(backup_info, {"path": str(tmp_path), "max_age": "36h"})
+    assert not fresh["failed"] and fresh["latest"]["age"] < fresh["latest_verified"]["age"]
+    stale = run_module(backup_info, {"path": str(tmp_path), "max_age": "26h"})
+    assert stale["failed"] and "more than max_age 26h" in stale["msg"] and "backups have stopped" in stale["msg"]
+    nothing = run_module(backup_info, {"path": str(tmp_path), "max_age": "1d", "database": "games"})
+    assert nothing["failed"] and "no verified backup" in nothing["msg"]
+
+
+def test_info_reads_real_backups(run_module, bot_db, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    made = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(out)})
+    result = run_module(backup_info, {"path": str(out), "verify_checksums": True})
+    assert result["problems"] == []
+    assert result["latest_verified"]["path"] == made["dest"] and result["backups"][0]["checksums"] == "ok"
+
+
+def test_prune_keeps_per_database_and_is_exact_in_check_mode(run_module, tmp_path):
+    for hours in (1, 2, 3, 4, 5):
+        make_set(tmp_path, "bot_data", hours)
+    for hours in (10, 20, 30):
+        make_set(tmp_path, "games", hours)
+    before = names(tmp_path)
+    args = {"path": str(tmp_path), "keep_last": 2}
+
+    checked = run_module(backup_prune, args, check_mode=True, diff=True)
+    assert checked["changed"] is True
+    assert names(tmp_path) == before
+    assert len(checked["deleted"]) == 4 and len(checked["kept"]) == 4
+    assert all(k["reasons"] for k in checked["kept"])
+    assert checked["diff"]["before"].count("\n") == 8 and checked["diff"]["after"].count("\n") == 4
+
+    real = run_module(backup_prune, args)
+    assert real["deleted"] == checked["deleted"]
+    assert len(names(tmp_path)) == 8  # 4 sets, each data + manifest
+    gone = sorted(str(tmp_path / n) for n in set(before) - set(names(tmp_path)))
+    assert sorted(real["deleted_files"]) == gone
+    again = run_module(backup_prune, args)
+    assert again["changed"] is False and again["deleted"] == []
+
+
+def test_prune_never_deletes_the_newest_verified_backup(run_module, tmp_path):
+    old_good = make_set(tmp_path, "bot_data", 24 * 40)
+    make_set(tmp_path, "bot_data", 2, verified=False)
+    make_set(tmp_path, "bot_data", 1, verified=False)
+    result = run_module(backup_prune, {"path": str(tmp_path), "max_age": "30d"})
+    assert os.path.exists(old_good)
+    kept = {k["path"]: k["reasons"] for k in result["kept"]}
+    assert kept[old_good] == ["newest verified backup (never deleted)"]
+
+
+def test_prune_leaves_unknown_files_unless_asked(run_module, tmp_path):
+    make_set(tmp_path, "bot_data", 1)
+    stray = tmp_path / "copied_by_hand.db"
+    stray.write_bytes(b"x")
+    run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
+    assert stray.exists()
+    result = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1, "prune_unknown": True})
+    assert not stray.exists() and str(stray) in result["deleted_files"]
+
+
+def test_prune_removes_old_temporary_files_only(run_module, tmp_path):
+    make_set(tmp_path, "bot_data", 1)
+    old = tmp_path / ".bot_data_x.db.abc.tmp"
+    young = tmp_path / ".bot_data_y.db.def.tmp"
+    old.write_bytes(b"killed")
+    young.write_bytes(b"running now")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
+    assert not old.exists() and young.exists()
+
+
+@pytest.mark.parametrize("policy", [{}, {"keep_last": 0}])
+def test_prune_refuses_a_policy_that_keeps_nothing(run_module, tmp_path, policy):
+    make_set(tmp_path, "bot_data", 1)
+    before = names(tmp_path)
+    result = run_module(backup_prune, dict(policy, path=str(tmp_path)))
+    assert result["failed"] and "keeps nothing" in result["msg"]
+    assert names(tmp_path) == before
+
+
+def test_prune_with_a_corrupted_manifest_in_the_directory(run_module, tmp_path):
+    make_set(tmp_path, "bot_data", 1)
+    make_set(tmp_path, "bot_data", 2)
+    bad = make_set(tmp_path, "bot_data", 3)
+    with open(manifest_path(bad), "w") as handle:
+        handle.write(json.dumps({"format_version": 1}))
+    result = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
+    assert not result["failed"]
+    assert os.path.exists(bad), "a file whose manifest is unreadable is unknown, and unknown files stay"
+    assert any("cannot be used" in p for p in result["problems"])
