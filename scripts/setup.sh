@@ -18,6 +18,7 @@ python=${BOTOPS_PYTHON:-python3}
 packages=(
   postgresql postgresql-contrib   # PostgreSQL 15: the harness starts its own server
   sqlite3 zstd                    # the benchmark's baselines (`.backup`, zstd)
+  age                             # encrypted backup sets (tests)
   podman runc mmdebstrap uidmap slirp4netns fuse-overlayfs  # systemd test hosts
   netavark aardvark-dns           # podman networks where hosts resolve each other by name
   openssh-client git make

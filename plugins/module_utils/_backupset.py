@@ -15,7 +15,9 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import zlib
@@ -32,6 +34,7 @@ except ImportError:
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".manifest.json"
 COMPRESSION_SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst"}
+ENCRYPTED_SUFFIX = ".age"
 CHUNK = 1024 * 1024
 LOCK_DIR = "/run/lock/botops"
 
@@ -50,21 +53,22 @@ def iso(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def backup_name(stem, moment, ext, compression):
-    """``<stem>_<YYYYmmddTHHMMSSZ><ext>[.gz|.zst]``: sorts by time, names its engine."""
-    return "%s_%s%s%s" % (stem, moment.strftime("%Y%m%dT%H%M%SZ"), ext, COMPRESSION_SUFFIX[compression])
+def backup_name(stem, moment, ext, compression, encrypted=False):
+    """``<stem>_<YYYYmmddTHHMMSSZ><ext>[.gz|.zst][.age]``: sorts by time, says what it is."""
+    return "%s_%s%s%s%s" % (stem, moment.strftime("%Y%m%dT%H%M%SZ"), ext, COMPRESSION_SUFFIX[compression],
+                            ENCRYPTED_SUFFIX if encrypted else "")
 
 
 def manifest_path(data_path):
     return data_path + MANIFEST_SUFFIX
 
 
-def auto_destination(directory, stem, ext, compression):
+def auto_destination(directory, stem, ext, compression, encrypted=False):
     """(path, created_at) of a new name in ``directory``, never one that exists: two
     backups within one second wait for the next second instead of replacing each other."""
     while True:
         created = utc_now()
-        path = os.path.join(directory, backup_name(stem, created, ext, compression))
+        path = os.path.join(directory, backup_name(stem, created, ext, compression, encrypted))
         if not os.path.lexists(path) and not os.path.lexists(manifest_path(path)):
             return path, created
         time.sleep(0.25)
@@ -222,10 +226,59 @@ def decompress_to(source, compression, dest_handle):
 
 
 def compression_of(path):
+    if path.endswith(ENCRYPTED_SUFFIX):
+        path = path[:-len(ENCRYPTED_SUFFIX)]
     for name, suffix in COMPRESSION_SUFFIX.items():
         if suffix and path.endswith(suffix):
             return name
     return "none"
+
+
+# --- encryption (age) -------------------------------------------------------
+# The bot host encrypts to public recipients only; the private key is needed at
+# restore time and never has to live on the bot host.
+
+def _age():
+    path = shutil.which("age")
+    if not path:
+        raise BackupError("encryption needs the 'age' tool on the managed host (Debian: age); install it or "
+                          "leave encryption off")
+    return path
+
+
+def _age_error(proc):
+    """age's own error line (it adds advice lines after it)."""
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("age: error:")]
+    return (errors or lines or ["exit status %d" % proc.returncode])[0]
+
+
+def encrypt_file(source, dest, recipients):
+    """Encrypt ``source`` to ``dest`` for the age ``recipients`` (public keys)."""
+    argv = [_age(), "--encrypt", "--output", dest]
+    for recipient in recipients:
+        argv += ["--recipient", recipient]
+    proc = subprocess.run(argv + [source], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BackupError("encryption with age failed: %s; check the recipients (public keys that start "
+                          "with age1)" % _age_error(proc))
+
+
+def decrypt_file(source, dest, identity):
+    """Decrypt ``source`` to ``dest`` with the private key file ``identity``."""
+    if not identity:
+        raise BackupError("backup '%s' is encrypted; give the private key file (decrypt_identity) of one of its "
+                          "recipients" % source)
+    if not os.path.isfile(identity):
+        raise BackupError("decryption key file '%s' does not exist" % identity)
+    proc = subprocess.run([_age(), "--decrypt", "--identity", identity, "--output", dest, source],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        error = _age_error(proc)
+        if "no identity matched" in error:
+            raise BackupError("cannot decrypt '%s' with the key in '%s': it is not the private key of any recipient "
+                              "of this backup; use the key that matches the manifest's recipients" % (source, identity))
+        raise BackupError("cannot decrypt '%s': %s; the file is damaged or the key file is wrong" % (source, error))
 
 
 # --- lock -----------------------------------------------------------------

@@ -89,6 +89,14 @@ options:
     type: str
     choices: [estimate, exact]
     default: estimate
+  encrypt_to:
+    description:
+      - Encrypt the dump (and the globals) with C(age) to these recipients (public keys,
+        C(age1...)); files get C(.age) appended. Not for the C(directory) format. The
+        manifest records the recipients and the plaintext checksum.
+    type: list
+    elements: str
+    default: []
   verify:
     description:
       - C(list) runs C(pg_restore --list) on the dump (for C(plain), checks that the SQL
@@ -199,6 +207,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     HAS_ZSTANDARD,
     COMPRESSION_SUFFIX,
+    ENCRYPTED_SUFFIX,
     BackupError,
     DatabaseLock,
     auto_destination,
@@ -206,6 +215,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     check_destination_dir,
     decompress_to,
     describe_os_error,
+    encrypt_file,
     fsync_dir,
     iso,
     manifest_path,
@@ -320,6 +330,16 @@ def verify_restore(module, params, env, path, fmt, compression, expected):
         raise BackupError("dump '%s' restored with other row counts than its snapshot: %s" % (path, differ))
 
 
+def seal(path, final, recipients, temps):
+    """Encrypt ``path`` into a new temp beside ``final``; the plaintext temp goes."""
+    sealed = temp_path(final)
+    temps.append(sealed)
+    encrypt_file(path, sealed, recipients)
+    remove_quietly(path)
+    temps.remove(path)
+    return sealed
+
+
 def dir_files(path):
     files = []
     for name in sorted(os.listdir(path)):
@@ -347,7 +367,8 @@ def final_path(params):
     if params["dest"]:
         return params["dest"], utc_now()
     return auto_destination(params["dest_dir"], params["db"], EXTENSIONS[params["format"]],
-                            "none" if params["format"] == "directory" else params["_compression"])
+                            "none" if params["format"] == "directory" else params["_compression"],
+                            encrypted=bool(params["encrypt_to"]))
 
 
 def main():
@@ -366,6 +387,7 @@ def main():
         exclude_schemas=dict(type="list", elements="str", default=[]),
         row_counts=dict(type="str", choices=["estimate", "exact"], default="estimate"),
         verify=dict(type="str", choices=["list", "restore"], default="list"),
+        encrypt_to=dict(type="list", elements="str", default=[]),
         lock_timeout=dict(type="int", default=300),
         bot=dict(type="str"),
     )
@@ -383,6 +405,8 @@ def main():
     conn = None
     result = {"changed": False}
     try:
+        if params["encrypt_to"] and fmt == "directory":
+            raise BackupError("encrypt_to needs format=custom or plain: a directory dump is many files")
         if params["jobs"] > 1 and fmt != "directory":
             raise BackupError("jobs=%d needs format=directory: only directory dumps run in parallel" % params["jobs"])
         compression = resolve_compression(params)
@@ -457,6 +481,15 @@ def take_backup(module, params, conn, env, final, fmt, compression, pg_dump, pg_
         if params["verify"] == "restore":
             verify_restore(module, params, env, out, fmt, compression, tables)
 
+        encryption = None
+        if params["encrypt_to"]:
+            plain_size, plain_sha256 = files[0]["size"], files[0]["sha256"]
+            out = seal(out, final, params["encrypt_to"], temps)
+            checksum = sha256_file(out)
+            files = [{"name": os.path.basename(final), "size": os.path.getsize(out), "sha256": checksum}]
+            encryption = {"tool": "age", "recipients": params["encrypt_to"], "plaintext_size": plain_size,
+                          "plaintext_sha256": plain_sha256}
+
         globals_entry, globals_temp = None, None
         if params["globals"]:
             globals_compression = "none" if fmt == "directory" else compression
@@ -469,6 +502,10 @@ def take_backup(module, params, conn, env, final, fmt, compression, pg_dump, pg_
             temps.append(globals_temp)
             gsize, gsum = stream_dump([find_binary(module, "pg_dumpall"), "--globals-only"], env, globals_temp,
                                       globals_compression, params["compression_level"], "pg_dumpall --globals-only")
+            if params["encrypt_to"]:
+                globals_name += ENCRYPTED_SUFFIX
+                globals_temp = seal(globals_temp, globals_name, params["encrypt_to"], temps)
+                gsize, gsum = os.path.getsize(globals_temp), sha256_file(globals_temp)
             globals_entry = {"name": os.path.basename(globals_name), "size": gsize, "sha256": gsum}
 
         file_args = module.load_file_common_arguments(params, path=out)
@@ -497,6 +534,7 @@ def take_backup(module, params, conn, env, final, fmt, compression, pg_dump, pg_
         manifest.update({
             "files": files,
             "compression": compression,
+            "encryption": encryption,
             "tables": tables,
             "row_counts": "exact" if exact else "estimate",
             "verified": {"method": "restore" if params["verify"] == "restore" else "pg_restore --list"

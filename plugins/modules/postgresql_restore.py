@@ -92,6 +92,9 @@ options:
     description: Parallel restore jobs (custom and directory formats).
     type: int
     default: 1
+  decrypt_identity:
+    description: Private key file (C(age) identity) for an encrypted dump (C(.age)), read at restore time only.
+    type: path
   no_owner:
     description: Do not restore ownership (C(--no-owner)); objects belong to O(login_user).
     type: bool
@@ -165,17 +168,21 @@ elapsed:
 """
 
 import os
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    ENCRYPTED_SUFFIX,
     BackupError,
     compression_of,
     decompress_to,
+    decrypt_file,
     manifest_path,
     read_manifest,
     remove_quietly,
+    sha256_file,
     temp_path,
     utc_now,
     verify_against_manifest,
@@ -313,6 +320,7 @@ def main():
         schemas=dict(type="list", elements="str", default=[]),
         jobs=dict(type="int", default=1),
         no_owner=dict(type="bool", default=False),
+        decrypt_identity=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("target_db", "clean")],
                            supports_check_mode=True)
@@ -322,7 +330,7 @@ def main():
     started = time.monotonic()
     target = params["target_db"] or params["db"]
     result = {"changed": False, "target_db": target, "safety_backup": None, "renamed_to": None, "terminated": []}
-    admin = None
+    admin = plain = None
     try:
         if not os.path.exists(src):
             raise BackupError("cannot restore from '%s': the backup does not exist" % src)
@@ -334,6 +342,14 @@ def main():
             result["manifest_tables"] = manifest.get("tables", {})
         fmt = backup_format(src, manifest)
         compression = "none" if fmt == "directory" else (manifest or {}).get("compression") or compression_of(src)
+        encryption = (manifest or {}).get("encryption")
+        if encryption or src.endswith(ENCRYPTED_SUFFIX):
+            plain = tempfile.NamedTemporaryFile(prefix="botops-decrypted-", suffix=".tmp", delete=False).name
+            decrypt_file(src, plain, params["decrypt_identity"])
+            if encryption and sha256_file(plain) != encryption.get("plaintext_sha256"):
+                raise BackupError("backup '%s' decrypted to content that does not match the manifest's plaintext "
+                                  "sha256; the backup is damaged" % src)
+            src = plain
         if (params["tables"] or params["schemas"]) and fmt == "plain":
             raise BackupError("tables/schemas need a custom or directory dump; '%s' is plain SQL" % src)
         if not params["target_db"] and not params["clean"]:
@@ -389,7 +405,7 @@ def main():
                     create_database(admin, target, owner)
                 else:
                     if params["safety_backup"]:
-                        result["safety_backup"] = safety_dump(module, params, env, src)
+                        result["safety_backup"] = safety_dump(module, params, env, params["src"].rstrip("/"))
                     options += ["--clean", "--if-exists"]
             else:
                 create_database(admin, target, owner)
@@ -423,6 +439,7 @@ def main():
     finally:
         if admin is not None:
             admin.close()
+        remove_quietly(plain)
 
     result["elapsed"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)

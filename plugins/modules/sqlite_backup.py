@@ -71,6 +71,15 @@ options:
     description: Milliseconds to wait for a lock held by the bot before giving up.
     type: int
     default: 10000
+  encrypt_to:
+    description:
+      - Encrypt the backup with C(age) to these recipients (public keys, C(age1...)), so
+        the bot host never holds the private key; the file gets C(.age) appended. Needs
+        the C(age) tool (Debian C(age)). The manifest records the recipients and the
+        checksums of both ciphertext and plaintext.
+    type: list
+    elements: str
+    default: []
 notes:
   - In rollback-journal (C(delete)) mode the copy holds a read lock, so the bot's
     writes wait until it ends; the module warns with the expected duration. Use
@@ -183,6 +192,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     check_destination_dir,
     compress_file,
     describe_os_error,
+    encrypt_file,
     iso,
     manifest_path,
     new_manifest,
@@ -301,6 +311,19 @@ def take_backup(module, src, final, params, compression, source, created_at):
         checksum = checksum or uncompressed_sha256
         remove_quietly(copy)
         copy = None
+        encryption = None
+        if params["encrypt_to"]:
+            sealed = temp_path(final)
+            try:
+                encrypt_file(out, sealed, params["encrypt_to"])
+            except BaseException:
+                remove_quietly(sealed)
+                raise
+            encryption = {"tool": "age", "recipients": params["encrypt_to"], "plaintext_size": size,
+                          "plaintext_sha256": checksum}
+            remove_quietly(out)
+            out = sealed
+            size, checksum = os.path.getsize(out), sha256_file(out)
 
         file_args = module.load_file_common_arguments(params, path=out)
         file_args["mode"] = params["mode"] if params["mode"] is not None else "0600"
@@ -316,6 +339,7 @@ def take_backup(module, src, final, params, compression, source, created_at):
         manifest.update({
             "files": [{"name": os.path.basename(final), "size": size, "sha256": checksum}],
             "compression": compression,
+            "encryption": encryption,
             "uncompressed_size": uncompressed_size,
             "uncompressed_sha256": uncompressed_sha256,
             "tables": copy_facts["tables"],
@@ -357,6 +381,7 @@ def main():
             verify=dict(type="str", choices=["integrity_check", "quick_check"], default="integrity_check"),
             journal_mode=dict(type="str", choices=["wal"]),
             busy_timeout=dict(type="int", default=10000),
+            encrypt_to=dict(type="list", elements="str", default=[]),
             lock_timeout=dict(type="int", default=300),
             bot=dict(type="str"),
         ),
@@ -388,7 +413,8 @@ def main():
             final, created = params["dest"], utc_now()
         else:
             stem, ext = os.path.splitext(os.path.basename(path))
-            final, created = auto_destination(params["dest_dir"], stem, ext or ".db", compression)
+            final, created = auto_destination(params["dest_dir"], stem, ext or ".db", compression,
+                                              encrypted=bool(params["encrypt_to"]))
         # Room for the uncompressed snapshot, plus the compressed file beside it.
         needed = source["size"] * (1 if compression == "none" else 2)
         check_destination_dir(os.path.dirname(os.path.abspath(final)), needed)

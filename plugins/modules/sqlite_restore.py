@@ -71,6 +71,11 @@ options:
     description: Milliseconds to wait for a lock when checkpointing the current database.
     type: int
     default: 10000
+  decrypt_identity:
+    description:
+      - Private key file (C(age) identity) for an encrypted backup (C(.age)). It is read at
+        restore time only; a key that is not one of the backup's recipients is refused clearly.
+    type: path
 notes:
   - Owner, group and mode of the restored file come from the file it replaces, unless
     O(owner), O(group) or O(mode) are given (C(0600) for a new file).
@@ -148,10 +153,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+    ENCRYPTED_SUFFIX,
     BackupError,
     HashingWriter,
     compression_of,
     decompress_to,
+    decrypt_file,
     describe_os_error,
     fsync_dir,
     manifest_path,
@@ -198,11 +205,11 @@ def processes_using(path):
     return found
 
 
-def unpack_candidate(src, candidate, manifest):
+def unpack_candidate(src, candidate, manifest, compression):
     """Decompress ``src`` into ``candidate``; check it against the manifest."""
     with open(candidate, "wb") as handle:
         sink = HashingWriter(handle)
-        decompress_to(src, compression_of(src), sink)
+        decompress_to(src, compression, sink)
     expected = (manifest or {}).get("uncompressed_sha256")
     if expected and sink.sha256 != expected:
         raise BackupError("backup '%s' decompressed to content whose sha256 (%s) is not the manifest's (%s); "
@@ -287,6 +294,7 @@ def main():
             force=dict(type="bool", default=False),
             verify=dict(type="str", choices=["integrity_check", "quick_check"], default="integrity_check"),
             busy_timeout=dict(type="int", default=10000),
+            decrypt_identity=dict(type="path"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
@@ -296,7 +304,7 @@ def main():
     quick = params["verify"] == "quick_check"
     started = time.monotonic()
     result = {"changed": False, "path": path, "src": src, "safety_copy": None}
-    candidate = None
+    candidate = plain = None
     try:
         if not os.path.isfile(src):
             raise BackupError("cannot restore from '%s': the backup file does not exist" % src)
@@ -311,8 +319,18 @@ def main():
             verify_against_manifest(src, manifest)
             result["manifest_tables"] = manifest.get("tables", {})
 
+        unpack_from = src
+        encryption = (manifest or {}).get("encryption")
+        if encryption or src.endswith(ENCRYPTED_SUFFIX):
+            plain = temp_path(path)
+            decrypt_file(src, plain, params["decrypt_identity"])
+            expected = (encryption or {}).get("plaintext_sha256")
+            if expected and sha256_file(plain) != expected:
+                raise BackupError("backup '%s' decrypted to content that does not match the manifest's plaintext "
+                                  "sha256; the backup is damaged" % src)
+            unpack_from = plain
         candidate = temp_path(path)
-        candidate_sha256 = unpack_candidate(src, candidate, manifest)
+        candidate_sha256 = unpack_candidate(unpack_from, candidate, manifest, compression_of(src))
         tables = check_candidate(candidate, quick, src)
         result.update(checksum=candidate_sha256, tables=tables, integrity="ok")
 
@@ -369,7 +387,7 @@ def main():
     except OSError as exc:
         module.fail_json(msg=describe_os_error(exc, "restore of '%s'" % path, exc.filename or path), **result)
     finally:
-        remove_quietly(candidate)
+        remove_quietly(candidate, plain)
 
     result["elapsed"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)

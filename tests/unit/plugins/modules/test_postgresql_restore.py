@@ -141,3 +141,29 @@ def test_wrong_password(run_module, admin_params, backup):
     result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="x",
                                                  login_password="nope"))
     assert result["failed"] and "password authentication failed" in result["msg"]
+
+
+def test_encrypted_dump_round_trip_and_wrong_key(run_module, admin_params, pg_botdb, tmp_path, drop_after):
+    import shutil  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    if not shutil.which("age-keygen"):
+        pytest.skip("age is installed by scripts/setup.sh")
+    key, other = tmp_path / "key.txt", tmp_path / "other.txt"
+    for path in (key, other):
+        subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True).stdout.strip()
+    dump = run_module(postgresql_backup, dict(admin_params, dest_dir=str(tmp_path), encrypt_to=[recipient],
+                                              globals=True, row_counts="exact"))
+    assert not dump["failed"], dump.get("msg")
+    assert dump["dest"].endswith(".dump.zst.age") and all(f["name"].endswith(".age") for f in dump["files"])
+
+    wrong = run_module(postgresql_restore, dict(admin_params, src=dump["dest"], target_db="from_encrypted",
+                                                decrypt_identity=str(other)))
+    assert wrong["failed"] and "not the private key of any recipient" in wrong["msg"]
+    assert "from_encrypted" not in databases(pg_botdb)
+
+    drop_after.append("from_encrypted")
+    restored = run_module(postgresql_restore, dict(admin_params, src=dump["dest"], target_db="from_encrypted",
+                                                   decrypt_identity=str(key)))
+    assert not restored["failed"], restored.get("msg")
+    assert restored["tables"] == dump["tables"]
