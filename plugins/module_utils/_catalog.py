@@ -75,6 +75,7 @@ def _read_set(manifest_file, verify_checksums, now, problems):
     paths = [os.path.join(directory, entry["name"]) for entry in manifest["files"]]
     backup = {
         "path": manifest_file[:-len(MANIFEST_SUFFIX)],
+        "name": os.path.basename(manifest_file[:-len(MANIFEST_SUFFIX)]),
         "manifest": manifest_file,
         "files": paths,
         "engine": manifest.get("engine"),

@@ -76,7 +76,7 @@ backups:
   returned: always
   type: list
   elements: dict
-  sample: [{"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst",
+  sample: [{"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst", "name": "bot_data_20261122T031500Z.db.zst",
             "engine": "sqlite", "database": "bot_data", "created_at": "2026-11-22T03:15:00Z", "age": 3600,
             "size": 4194304, "verified": true, "complete": true, "checksums": "ok"}]
 latest:
