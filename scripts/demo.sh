@@ -30,8 +30,14 @@ playbook() {
 playbook tests/playbooks/seed_bot_db.yml
 playbook playbooks/check.yml
 playbook playbooks/backup.yml
+playbook playbooks/backup_offsite.yml
+playbook playbooks/restore_drill.yml --limit bots
 log "backup sets on demo-bot1"
 podman exec demo-bot1 find /var/backups/botops -type f -printf '  %M %8s  %p\n' | sort -k3
+log "off-host copies on demo-db1"
+podman exec demo-db1 find /var/backups/botops-offsite -type f -printf '  %M %8s  %p\n' | sort -k3
+log "restore drill record on demo-bot1"
+podman exec demo-bot1 cat /var/lib/botops/state/last_drill.json
 
 cat <<INFO
 
@@ -42,6 +48,10 @@ $(printf '\033[1m')What the demo did$(printf '\033[0m')
   - ran playbooks/check.yml: integrity and foreign-key check, size and row counts
   - ran playbooks/backup.yml: an online, verified, zstd-compressed backup with its
     manifest in /var/backups/botops/<bot>/sqlite-bot_data/ (one more each run)
+  - ran playbooks/backup_offsite.yml: new sets copied to demo-db1, sha256 checked
+    there, retention (keep_daily 30, keep_monthly 12) applied there
+  - ran playbooks/restore_drill.yml: the newest backup restored into scratch space,
+    checked and compared with its manifest; outcome in /var/lib/botops/state/last_drill.json
 
 Where to look
   podman exec -it demo-bot1 bash                 a shell on the bot host
