@@ -8,6 +8,7 @@ import atexit
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -101,6 +102,27 @@ def bot_db(tmp_path, journal_mode):
     path = str(tmp_path / "bot_data.db")
     counts = botdb.create(path, journal_mode=journal_mode)
     return path, counts
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real, tiny filesystem (tmpfs), to run out of space or be read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounts = []
+
+    def mount(size, readonly=False):
+        point = tmp_path / ("fs%d" % len(mounts))
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs", str(point)], check=True)
+        mounts.append(point)
+        if readonly:
+            subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", str(point)], check=False)
 
 
 @pytest.fixture(scope="session")

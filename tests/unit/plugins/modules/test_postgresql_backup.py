@@ -195,20 +195,13 @@ def test_pg_dump_error_on_stderr_with_exit_0(run_module, pg_params, backups, tmp
     assert os.listdir(backups) == []
 
 
-def test_disk_full_during_dump(run_module, pg_params, tmp_path, monkeypatch):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    point = tmp_path / "small"
-    point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(point)], check=True)
-    try:
-        (point / "earlier.dump").write_bytes(b"earlier")
-        monkeypatch.setattr(postgresql_backup, "check_destination_dir", lambda directory, needed: 0)
-        result = run_module(postgresql_backup, dict(pg_params, dest_dir=str(point), compression="none"))
-        assert result["failed"] and "no space left on device" in result["msg"]
-        assert os.listdir(point) == ["earlier.dump"]
-    finally:
-        subprocess.run(["umount", str(point)], check=False)
+def test_disk_full_during_dump(run_module, pg_params, small_fs, monkeypatch):
+    point = small_fs("256k")
+    (point / "earlier.dump").write_bytes(b"earlier")
+    monkeypatch.setattr(postgresql_backup, "check_destination_dir", lambda directory, needed: 0)
+    result = run_module(postgresql_backup, dict(pg_params, dest_dir=str(point), compression="none"))
+    assert result["failed"] and "no space left on device" in result["msg"]
+    assert os.listdir(point) == ["earlier.dump"]
 
 
 def test_jobs_need_directory_format(run_module, pg_params, backups):

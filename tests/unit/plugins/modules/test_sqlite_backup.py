@@ -199,27 +199,6 @@ def test_a_second_backup_of_the_same_database_waits_then_fails(run_module, bot_d
     assert listing(backups) == []
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A real, tiny filesystem (tmpfs), to run out of space or be read-only."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mounts = []
-
-    def mount(size, readonly=False):
-        point = tmp_path / ("fs%d" % len(mounts))
-        point.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs", str(point)], check=True)
-        mounts.append(point)
-        if readonly:
-            subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
-        return point
-
-    yield mount
-    for point in mounts:
-        subprocess.run(["umount", str(point)], check=False)
-
-
 def test_disk_full_precheck_refuses_before_writing(run_module, bot_db, small_fs):
     target = small_fs("64k")
     result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(target), "compression": "none"})
