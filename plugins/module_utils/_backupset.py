@@ -286,24 +286,28 @@ def decrypt_file(source, dest, identity):
 class DatabaseLock:
     """An exclusive lock per database, so two backups of one database never overlap.
 
-    The lock file lives in /run/lock/botops (or the temp dir), named after the
-    database; ``timeout`` seconds are waited for, then a clear error.
+    The lock file lives in /run/lock/botops (or, for a user who may not write
+    there, the temp dir), named after the database; ``timeout`` seconds are waited
+    for, then a clear error.
     """
 
     def __init__(self, key, timeout):
         self.key = key
         self.timeout = timeout
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-        directory = LOCK_DIR
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        except OSError:
-            directory = tempfile.gettempdir()
-        self.path = os.path.join(directory, "botops-%s.lock" % digest)
+        self.name = "botops-%s.lock" % hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        self.path = os.path.join(LOCK_DIR, self.name)
         self.handle = None
 
+    def _open(self):
+        try:
+            os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+            return open(self.path, "a")
+        except OSError:
+            self.path = os.path.join(tempfile.gettempdir(), self.name)
+            return open(self.path, "a")
+
     def __enter__(self):
-        self.handle = open(self.path, "a")
+        self.handle = self._open()
         deadline = time.monotonic() + self.timeout
         while True:
             try:
