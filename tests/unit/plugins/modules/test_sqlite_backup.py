@@ -371,3 +371,29 @@ def test_two_backups_in_one_second_never_replace_each_other(run_module, bot_db, 
     second = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups), "compression": "none"})
     assert first["dest"] != second["dest"]
     assert len(listing(backups)) == 4
+
+
+def test_an_unprivileged_user_can_back_up_what_it_may_read(tmp_path):
+    """'nobody' cannot write root's lock directory: the lock falls back to the temp dir."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("switching to another user needs root and a system python3")
+    import botdb  # pylint: disable=import-outside-toplevel
+    os.makedirs("/run/lock/botops", mode=0o700, exist_ok=True)
+    shared = tempfile.mkdtemp(prefix="botops-perm-", dir="/tmp")
+    try:
+        os.chmod(shared, 0o777)
+        path = os.path.join(shared, "bot_data.db")
+        botdb.create(path, journal_mode="delete")
+        os.chmod(path, 0o644)
+        out = os.path.join(shared, "out")
+        os.mkdir(out)
+        os.chmod(out, 0o777)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        args = json.dumps({"path": path, "dest_dir": out, "compression": "gzip"})
+        proc = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", AS_USER, args], env=env,
+                              capture_output=True, text=True, check=False)
+        result = json.loads(proc.stdout or "{}") or {"msg": proc.stderr}
+        assert not result.get("failed"), result
+        assert os.stat(result["dest"]).st_uid == 65534
+    finally:
+        shutil.rmtree(shared)
