@@ -281,6 +281,19 @@ def decrypt_file(source, dest, identity):
         raise BackupError("cannot decrypt '%s': %s; the file is damaged or the key file is wrong" % (source, error))
 
 
+def is_encrypted(path, manifest):
+    return bool((manifest or {}).get("encryption")) or path.endswith(ENCRYPTED_SUFFIX)
+
+
+def decrypt_verified(source, dest, identity, manifest):
+    """Decrypt ``source`` to ``dest`` and check the plaintext against the manifest."""
+    decrypt_file(source, dest, identity)
+    expected = ((manifest or {}).get("encryption") or {}).get("plaintext_sha256")
+    if expected and sha256_file(dest) != expected:
+        raise BackupError("backup '%s' decrypted to content that does not match the manifest's plaintext sha256; "
+                          "the backup is damaged" % source)
+
+
 # --- lock -----------------------------------------------------------------
 
 class DatabaseLock:

@@ -174,15 +174,14 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    ENCRYPTED_SUFFIX,
     BackupError,
     compression_of,
     decompress_to,
-    decrypt_file,
+    decrypt_verified,
+    is_encrypted,
     manifest_path,
     read_manifest,
     remove_quietly,
-    sha256_file,
     temp_path,
     utc_now,
     verify_against_manifest,
@@ -342,13 +341,9 @@ def main():
             result["manifest_tables"] = manifest.get("tables", {})
         fmt = backup_format(src, manifest)
         compression = "none" if fmt == "directory" else (manifest or {}).get("compression") or compression_of(src)
-        encryption = (manifest or {}).get("encryption")
-        if encryption or src.endswith(ENCRYPTED_SUFFIX):
+        if is_encrypted(src, manifest):
             plain = tempfile.NamedTemporaryFile(prefix="botops-decrypted-", suffix=".tmp", delete=False).name
-            decrypt_file(src, plain, params["decrypt_identity"])
-            if encryption and sha256_file(plain) != encryption.get("plaintext_sha256"):
-                raise BackupError("backup '%s' decrypted to content that does not match the manifest's plaintext "
-                                  "sha256; the backup is damaged" % src)
+            decrypt_verified(src, plain, params["decrypt_identity"], manifest)
             src = plain
         if (params["tables"] or params["schemas"]) and fmt == "plain":
             raise BackupError("tables/schemas need a custom or directory dump; '%s' is plain SQL" % src)

@@ -153,14 +153,14 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    ENCRYPTED_SUFFIX,
     BackupError,
     HashingWriter,
     compression_of,
     decompress_to,
-    decrypt_file,
+    decrypt_verified,
     describe_os_error,
     fsync_dir,
+    is_encrypted,
     manifest_path,
     publish,
     read_manifest,
@@ -320,14 +320,9 @@ def main():
             result["manifest_tables"] = manifest.get("tables", {})
 
         unpack_from = src
-        encryption = (manifest or {}).get("encryption")
-        if encryption or src.endswith(ENCRYPTED_SUFFIX):
+        if is_encrypted(src, manifest):
             plain = temp_path(path)
-            decrypt_file(src, plain, params["decrypt_identity"])
-            expected = (encryption or {}).get("plaintext_sha256")
-            if expected and sha256_file(plain) != expected:
-                raise BackupError("backup '%s' decrypted to content that does not match the manifest's plaintext "
-                                  "sha256; the backup is damaged" % src)
+            decrypt_verified(src, plain, params["decrypt_identity"], manifest)
             unpack_from = plain
         candidate = temp_path(path)
         candidate_sha256 = unpack_candidate(unpack_from, candidate, manifest, compression_of(src))
