@@ -393,6 +393,15 @@ def read_manifest(path):
     return manifest
 
 
+def manifest_for_restore(data_path, manifest_file=None, required=True):
+    """The manifest of a backup about to be restored: required (BackupError when it
+    is missing or damaged), or read when present; None when optional and absent."""
+    path = manifest_file or manifest_path(data_path)
+    if required or os.path.exists(path):
+        return read_manifest(path)
+    return None
+
+
 def verify_against_manifest(data_path, manifest):
     """The data file's size and sha256 match its manifest entry, or BackupError."""
     name = os.path.basename(data_path)

@@ -179,8 +179,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     decompress_to,
     decrypt_verified,
     is_encrypted,
-    manifest_path,
-    read_manifest,
+    manifest_for_restore,
     remove_quietly,
     temp_path,
     utc_now,
@@ -333,10 +332,8 @@ def main():
     try:
         if not os.path.exists(src):
             raise BackupError("cannot restore from '%s': the backup does not exist" % src)
-        manifest = None
-        manifest_file = params["manifest"] or manifest_path(src)
-        if params["require_manifest"] or os.path.exists(manifest_file):
-            manifest = read_manifest(manifest_file)
+        manifest = manifest_for_restore(src, params["manifest"], params["require_manifest"])
+        if manifest:
             verify_backup(src, manifest)
             result["manifest_tables"] = manifest.get("tables", {})
         fmt = backup_format(src, manifest)

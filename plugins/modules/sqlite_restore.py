@@ -161,9 +161,8 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     describe_os_error,
     fsync_dir,
     is_encrypted,
-    manifest_path,
+    manifest_for_restore,
     publish,
-    read_manifest,
     remove_quietly,
     sha256_file,
     temp_path,
@@ -312,10 +311,8 @@ def main():
         if not os.path.isdir(directory):
             raise BackupError("cannot restore to '%s': directory '%s' does not exist" % (path, directory))
 
-        manifest = None
-        manifest_file = params["manifest"] or manifest_path(src)
-        if params["require_manifest"] or os.path.exists(manifest_file):
-            manifest = read_manifest(manifest_file)
+        manifest = manifest_for_restore(src, params["manifest"], params["require_manifest"])
+        if manifest:
             verify_against_manifest(src, manifest)
             result["manifest_tables"] = manifest.get("tables", {})
 
