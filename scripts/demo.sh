@@ -27,7 +27,11 @@ playbook() {
   log "ansible-playbook $* -i inventories/demo"
   ansible-playbook "$@" -i inventories/demo
 }
-playbook tests/playbooks/seed_bot_db.yml
+log "building the sample bot's release archives"
+python3 examples/samplebot/build.py
+playbook playbooks/deploy.yml
+log "the sample bot on demo-bot1 answers"
+podman exec demo-bot1 curl -s http://127.0.0.1:8080/health; echo
 playbook playbooks/check.yml
 playbook playbooks/backup.yml
 playbook playbooks/backup_offsite.yml
@@ -44,7 +48,10 @@ cat <<INFO
 $(printf '\033[1m')What the demo did$(printf '\033[0m')
   - booted two Debian 12 systemd hosts as podman containers on network '$network':
     ${hosts[*]}
-  - created a sample bot database on demo-bot1 (/srv/samplebot/shared/data/bot_data.db)
+  - ran playbooks/deploy.yml: the sample bot (examples/samplebot, release 1.0.0) in
+    /srv/samplebot/releases/1.0.0 behind the current link, its systemd unit, a
+    migrated SQLite database in /srv/samplebot/shared/data/bot_data.db, a health
+    gate (unit active, /health answers ok, the log says "Bot is ready")
   - ran playbooks/check.yml: integrity and foreign-key check, size and row counts
   - ran playbooks/backup.yml: an online, verified, zstd-compressed backup with its
     manifest in /var/backups/botops/<bot>/sqlite-bot_data/ (one more each run)
@@ -58,5 +65,8 @@ Where to look
   podman exec demo-bot1 sh -c 'cat /var/backups/botops/*/*/*.manifest.json'   the manifests
   eval "\$(make -s env)"                         this shell gets the venv and the collection
   ansible-playbook playbooks/check.yml -i inventories/demo   then run a playbook again
+  ansible-playbook playbooks/deploy.yml -i inventories/demo -e deploy_version=1.1.0   a release with a migration
+  ansible-playbook playbooks/rollback.yml -i inventories/demo -e rollback_restore_database=true   and back
+  ansible-playbook playbooks/deploy.yml -i inventories/demo -e deploy_version=1.2.0   a broken one: rolls itself back
   make demo-clean                                remove the demo hosts
 INFO
