@@ -84,6 +84,18 @@ def test_the_postgresql_roles_have_only_the_grants_they_need():
     assert sql("deploy-bot2", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'samplebot'") == "samplebot"
 
 
+def test_check_mode_predicts_the_deploy_and_changes_nothing():
+    same = playbook("deploy.yml", "--check", "-l", "deploy-bot1")
+    assert same.returncode == 0 and "changed=0" in same.stdout, same.stdout[-2000:]
+
+    newer = playbook("deploy.yml", "--check", "-l", "deploy-bot1", "-e", "deploy_version=1.1.0")
+    assert newer.returncode == 0, newer.stdout[-2000:]
+    assert "would back up the database, migrate, switch to release 1.1.0" in newer.stdout
+    assert live_release("deploy-bot1") == "1.0.0"
+    assert not host("deploy-bot1").file(ROOT + "/releases/1.1.0").exists
+    assert ledger("deploy-bot1")[-1]["release"] == "1.0.0"
+
+
 @pytest.mark.parametrize("name", BOTS)
 def test_the_migration_release_rolls_back_with_its_database(name):
     sql(name, "INSERT INTO messages (id, user_id, body, sent_at) VALUES (100, 1, 'before 1.1.0', 'now')")
@@ -140,3 +152,31 @@ def test_the_broken_release_rolls_back_on_the_first_host_and_stops_there():
     assert live_release("deploy-bot2") == "1.0.0"
     assert health("deploy-bot2")["version"] == "1.0.0"
     assert host("deploy-bot2").file(ROOT + "/ledger.jsonl").content_string == untouched_ledger
+
+
+def test_a_missing_source_is_refused_before_anything_changes():
+    result = playbook("deploy.yml", "-l", "deploy-bot2", "-e", "deploy_version=9.9.9")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "samplebot-9.9.9.tar.gz does not exist on the controller" in out, out[-2000:]
+    assert live_release("deploy-bot2") == "1.0.0"
+    assert not host("deploy-bot2").file(ROOT + "/releases/9.9.9").exists
+
+
+def test_rollback_refuses_clearly_without_a_prior_release():
+    # deploy-bot2 runs 1.0.0 from its first deploy (1.1.0 came and was rolled back).
+    result = playbook("rollback.yml", "-l", "deploy-bot2")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "has no prior release to roll back to" in out, out[-2000:]
+    assert live_release("deploy-bot2") == "1.0.0"
+    assert health("deploy-bot2")["status"] == "ok"
+
+
+def test_pruning_keeps_the_live_release_even_when_it_is_the_oldest():
+    # deploy-bot1 holds 1.0.0 (live, oldest), 1.1.0 and 1.2.0 (failed).
+    result = playbook("deploy.yml", "-l", "deploy-bot1", "-e", "deploy_keep_releases=2")
+    assert result.returncode == 0, result.stdout[-2000:]
+    releases = host("deploy-bot1").check_output("ls %s/releases", ROOT).split()
+    assert releases == ["1.0.0", "1.2.0"]
+    assert health("deploy-bot1")["version"] == "1.0.0"
