@@ -56,6 +56,14 @@ def test_into_a_new_database_check_then_real_then_again(run_module, admin_params
     assert again["changed"] is False
 
 
+def schema_objects(info, db):
+    """Names of the indexes and constraints of a database's public schema."""
+    indexes = pg_query(info, db, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+    constraints = pg_query(info, db, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+                                     "ORDER BY 1")
+    return [r[0] for r in indexes], [r[0] for r in constraints]
+
+
 def test_partial_and_parallel_restores(run_module, admin_params, pg_botdb, backup, drop_after, tmp_path):
     drop_after += ["only_users", "parallel"]
     partial = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="only_users",
@@ -66,6 +74,19 @@ def test_partial_and_parallel_restores(run_module, admin_params, pg_botdb, backu
     parallel = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="parallel", jobs=2))
     assert not parallel["failed"], parallel.get("msg")
     assert parallel["tables"] == backup["tables"]
+    # Rows stream in one job, indexes and constraints follow in parallel: all of them arrive.
+    assert schema_objects(pg_botdb, "parallel") == schema_objects(pg_botdb, "botdb")
+
+
+def test_a_parallel_restore_over_an_existing_database(run_module, admin_params, pg_botdb, backup, drop_after):
+    drop_after.append("live_parallel")
+    run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="live_parallel"))
+    pg_query(pg_botdb, "live_parallel", "DELETE FROM messages WHERE id > 100")
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="live_parallel", clean=True,
+                                                 jobs=2))
+    assert not result["failed"], result.get("msg")
+    assert result["tables"] == backup["tables"]
+    assert schema_objects(pg_botdb, "live_parallel") == schema_objects(pg_botdb, "botdb")
 
 
 def test_directory_dump_in_parallel(run_module, admin_params, tmp_path, drop_after):
