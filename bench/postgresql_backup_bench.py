@@ -191,9 +191,7 @@ def run_cases(work, env, info, repeat):
     for row in rows:
         row["restores"] = {}
         for jobs in (1, 2):
-            times = []
-            for _ in range(repeat):
-                times.append(restore_once(work, env, row, jobs))
+            times = [restore_once(work, env, row, jobs) for attempt in range(repeat)]
             row["restores"][jobs] = statistics.median(times)
             print("  restore %-40s jobs=%d %s s" % (row["name"][:40], jobs, " ".join("%.1f" % t for t in times)),
                   flush=True)
@@ -203,8 +201,8 @@ def run_cases(work, env, info, repeat):
 def restore_once(work, env, row, jobs):
     target = "restore_%d" % jobs
     if row["restore"] == "module":
-        seconds, _ = playbook(work, env, [{"botops.runbook.postgresql_restore": {
-            "src": row["path"], "target_db": target, "jobs": jobs}, "register": "out"}])
+        seconds = playbook(work, env, [{"botops.runbook.postgresql_restore": {
+            "src": row["path"], "target_db": target, "jobs": jobs}, "register": "out"}])[0]
     else:
         subprocess.run(["createdb", target], env=env, check=True)
         seconds = timed(["pg_restore", "--jobs=%d" % jobs, "-d", target, row["path"]], env)  # community's dump too
