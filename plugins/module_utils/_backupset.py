@@ -360,18 +360,23 @@ def new_manifest(engine, database, created_at, bot=None):
     }
 
 
-def write_manifest(path, manifest, mode=0o600):
-    """Write the manifest atomically (temp, fsync, rename): it marks the set complete."""
+def write_text_atomically(path, text, mode):
+    """Replace ``path`` with ``text`` (temp file beside it, fsync, rename): readers
+    see the old file or the new one, never a part."""
     temp = temp_path(path)
     try:
         with open(temp, "w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
         os.chmod(temp, mode)
         publish(temp, path)
     except BaseException:
         remove_quietly(temp)
         raise
+
+
+def write_manifest(path, manifest, mode=0o600):
+    """Write the manifest atomically: it marks the set complete."""
+    write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode)
 
 
 def read_manifest(path):

@@ -157,19 +157,6 @@ def summarize(entries):
     }
 
 
-def write(path, entries, mode):
-    temp = _backupset.temp_path(path)
-    try:
-        with open(temp, "w") as handle:
-            for entry in entries:
-                handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        os.chmod(temp, mode)
-        _backupset.publish(temp, path)
-    except BaseException:
-        _backupset.remove_quietly(temp)
-        raise
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -211,7 +198,8 @@ def main():
             if not module.check_mode:
                 mode = int(module.params["mode"], 8) if isinstance(module.params["mode"], str) else module.params["mode"]
                 try:
-                    write(path, entries, mode)
+                    _backupset.write_text_atomically(
+                        path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries), mode)
                 except OSError as exc:
                     module.fail_json(msg="Cannot write the deploy ledger %s: %s; the previous ledger is unchanged"
                                          % (path, to_native(exc)))
