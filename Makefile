@@ -46,7 +46,7 @@ demo: setup collection-link
 
 # eval "$$(make -s env)": this shell gets the venv and the collection, as make has them.
 env: collection-link
-	@echo 'export PATH="$(PATH)" ANSIBLE_COLLECTIONS_PATH="$(ANSIBLE_COLLECTIONS_PATH)" CONTAINERS_CONF="$(CONTAINERS_CONF)"'
+	@echo 'export PATH="$(PATH)" ANSIBLE_COLLECTIONS_PATH="$(ANSIBLE_COLLECTIONS_PATH)" PYTHONPATH="$(PYTHONPATH)" CONTAINERS_CONF="$(CONTAINERS_CONF)"'
 
 demo-clean:
 	podman rm -f demo-bot1 demo-db1 || true
