@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent, cached set-up for developing and testing botops.runbook.
 #   scripts/setup.sh            everything (packages, venv, ansible-test bootstrap, images)
-#   scripts/setup.sh packages   Debian packages only
+#   scripts/setup.sh packages   Debian packages only (then the command check)
+#   scripts/setup.sh check      only check that every command the project runs exists
 #   scripts/setup.sh venv       the controller virtualenv only
 #   scripts/setup.sh images     the systemd test-host images only
 #   scripts/setup.sh venv-path  print where the virtualenv lives
@@ -14,15 +15,38 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${BOTOPS_CACHE:-/var/cache/botops-dev}
 python=${BOTOPS_PYTHON:-python3}
 
-# Debian packages the tests and the demo need on the machine itself.
-packages=(
-  postgresql postgresql-contrib   # PostgreSQL 15: the harness starts its own server
-  sqlite3 zstd                    # the benchmark's baselines (`.backup`, zstd)
-  age                             # encrypted backup sets (tests)
-  podman runc mmdebstrap uidmap slirp4netns fuse-overlayfs  # systemd test hosts
-  netavark aardvark-dns           # podman networks where hosts resolve each other by name
-  openssh-client git make
+# What the project and its tests run on this machine: one table, read twice. The
+# packages in its first column are installed; then every command in the second
+# must exist, or set-up stops naming the command and the package that provides it
+# (a missing tool is a one-line error here, not a mystery an hour into the tests).
+# A command is looked up on PATH, or at its absolute path, or (pg/NAME) in the
+# newest PostgreSQL's bin directory, where Debian keeps the server programs.
+requirements=$(cat <<'TABLE'
+postgresql           | pg/initdb pg/pg_ctl pg/postgres pg/pgbench             | the tests' private PostgreSQL servers
+postgresql-client-15 | pg/pg_dump pg/pg_restore pg/psql pg/createdb pg/dropdb | the PostgreSQL modules and the benchmark
+postgresql-contrib   | -                                                      | amcheck in the tests' servers
+sqlite3              | sqlite3                                                | the benchmark's baseline (.backup)
+zstd                 | zstd                                                   | the benchmark's baseline
+age                  | age age-keygen                                         | encrypted backup sets (the tests make their own keys)
+podman               | podman                                                 | the systemd test hosts (Molecule, the demo)
+runc                 | runc                                                   | the container runtime (crun fails in this sandbox)
+netavark             | /usr/lib/podman/netavark                               | podman networks (tests/hosts/containers.conf)
+aardvark-dns         | /usr/lib/podman/aardvark-dns                           | test hosts resolving each other by name
+iptables             | iptables ip6tables                                     | netavark, for every network and image build
+mmdebstrap           | mmdebstrap                                             | the base image of the test hosts
+uidmap               | newuidmap newgidmap                                    | podman
+slirp4netns          | slirp4netns                                            | podman
+fuse-overlayfs       | fuse-overlayfs                                         | podman's storage
+openssh-client       | ssh ssh-keygen                                         | Ansible's ssh connection
+git                  | git                                                    | the sanity tree (git ls-files), deploys from git
+make                 | make                                                   | every entry point
+util-linux           | runuser                                                | tests run as the postgres and nobody users
+mount                | mount umount                                           | disk-full and read-only tests (tmpfs)
+python3              | /usr/bin/python3                                       | tests that run a module as another user
+TABLE
 )
+field() { awk -F' *[|] *' -v n="$1" '{print $n}' <<<"$requirements"; }
+mapfile -t packages < <(field 1)
 
 key() { cat "$@" | sha256sum | cut -c1-12; }
 venv_dir() { echo "$cache/venv-$(key "$here/requirements-dev.txt")"; }
@@ -44,6 +68,32 @@ ensure_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts a cluster on install; our tests start their own servers and
   # never depend on this one, so it is left as the package made it.
+}
+
+# Newest PostgreSQL's bin directory (as tests/support/pgserver.py picks it).
+pg_bindir() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1; }
+
+# Every command of the table exists; else stop, naming each missing one and its package.
+check_commands() {
+  local package commands purpose command path pgbin missing=0
+  pgbin=$(pg_bindir)
+  while IFS='|' read -r package commands purpose; do
+    package=${package// /} purpose=${purpose#"${purpose%%[! ]*}"}
+    for command in $commands; do
+      case $command in
+        -) continue ;;
+        pg/*) path=${pgbin:+$pgbin/${command#pg/}} ;;
+        /*) path=$command ;;
+        *) path=$(command -v "$command" || true) ;;
+      esac
+      if [[ -z $path || ! -x $path ]]; then
+        log "missing command '${command#pg/}' from Debian package $package (needed for $purpose): apt-get install $package"
+        missing=1
+      fi
+    done
+  done <<<"$requirements"
+  ((missing == 0)) || { log "set-up incomplete: install the packages named above"; exit 1; }
+  log "every command the project runs is present"
 }
 
 ensure_venv() {
@@ -92,15 +142,17 @@ ensure_images() {
 }
 
 case "${1:-all}" in
-  packages) ensure_packages ;;
+  packages) ensure_packages; check_commands ;;
+  check) check_commands ;;
   venv) ensure_venv; ensure_ansible_test_bootstrap ;;
   images) ensure_images ;;
   venv-path) venv_dir ;;
   all)
     ensure_packages
+    check_commands
     ensure_venv
     ensure_ansible_test_bootstrap
     ensure_images
     ;;
-  *) echo "usage: $0 [all|packages|venv|images|venv-path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|packages|check|venv|images|venv-path]" >&2; exit 2 ;;
 esac
