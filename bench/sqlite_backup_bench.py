@@ -2,14 +2,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: botops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Benchmark sqlite_backup against `cp`+fsync and `sqlite3 .backup`, alone and
-under a writer that commits every 10 ms (issue 3's targets).
+"""Benchmark sqlite_backup against `sqlite3 .backup` (and `cp`+fsync, for
+information), alone and under a writer that commits every 10 ms.
 
     make bench                         # 1 GiB database, writes bench/results/sqlite_backup.md
     python bench/sqlite_backup_bench.py --size-mb 256 --out /tmp/result.md
 
-Everything is measured in one run on one machine, as ratios to `cp`+fsync (the
-disk's limit, not a consistent backup). The database is generated once and kept in
+Everything is measured in one run on one machine, as ratios to the bare
+`sqlite3 .backup` of the same idle file (cp+fsync is the disk's limit, not a
+consistent backup of a live database: shown, never judged). The database is generated once and kept in
 bench/work/. Files are read once before timing, so every method starts from the
 same (warm) page cache.
 """
@@ -152,8 +153,11 @@ def run_sqlite3_cli(src, out_dir, timeout):
 
 
 def run_module(src, out_dir, compression, verify):
+    """sqlite_backup in a process of its own, as Ansible runs it; ``verify`` None: the module's default."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.environ.get("PYTHONPATH", "")] + sys.path))
-    args = {"path": src, "dest_dir": out_dir, "compression": compression, "verify": verify}
+    args = {"path": src, "dest_dir": out_dir, "compression": compression}
+    if verify:
+        args["verify"] = verify
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", MODULE, json.dumps(args)], env=env, capture_output=True, text=True,
                           check=False)
@@ -164,20 +168,21 @@ def run_module(src, out_dir, compression, verify):
     return {"seconds": seconds, "size": result["size"], "uncompressed": result["uncompressed_size"], "finished": True}
 
 
-def targets(rows, baseline, source_size):
-    """Issue 3's targets, each judged from this run's rows."""
+DEFAULT = "default quick_check"
+PLAIN = "sqlite_backup none (%s)" % DEFAULT
+ZSTD = "sqlite_backup zstd (%s)" % DEFAULT
+CLI = "sqlite3 .backup"
+
+
+def targets(rows, source_size):
+    """The targets of the issues (3, then 10's decision), each judged from this run's rows."""
     def row(name, writer):
         return next(r for r in rows if r["name"] == name and (r["writer"] is not None) == writer)
 
     mine = [r for r in rows if r["name"].startswith("sqlite_backup")]
-    plain = row("sqlite_backup none (default integrity_check)", False)
-    plain_quick = row("sqlite_backup none, verify: quick_check", False)
-    zstd = row("sqlite_backup zstd (default integrity_check)", False)
-    zstd_quick = row("sqlite_backup zstd, verify: quick_check", False)
-    loaded = [row("sqlite_backup zstd (default integrity_check)", True), row("sqlite_backup zstd, verify: quick_check", True)]
-
-    def speed(measured):
-        return source_size / MB / measured["seconds"]
+    plain, cli, zstd = row(PLAIN, False), row(CLI, False), row(ZSTD, False)
+    loaded = [r for r in mine if r["writer"] is not None and r["name"].startswith("sqlite_backup zstd")]
+    zstd_speed = source_size / MB / zstd["seconds"]
 
     def verdict(ok):
         return "met" if ok else "**not met**"
@@ -189,17 +194,30 @@ def targets(rows, baseline, source_size):
         "|---|---|---|",
         "| a backup always finishes under a steady writer | %d of %d sqlite_backup runs finished; `sqlite3 .backup` %s | %s |"
         % (sum(r["finished"] for r in mine), len(mine),
-           "finished" if row("sqlite3 .backup", True)["finished"] else "did not finish", verdict(all(r["finished"] for r in mine))),
-        "| uncompressed at 0.5x or better of cp+fsync | %.2fx default, %.2fx with quick_check | %s |"
-        % (baseline[False] / plain["seconds"], baseline[False] / plain_quick["seconds"],
-           verdict(baseline[False] / plain["seconds"] >= 0.5)),
-        "| zstd at 150 MB/s or better | %.0f MB/s default, %.0f MB/s with quick_check | %s |"
-        % (speed(zstd), speed(zstd_quick), verdict(speed(zstd) >= 150)),
-        "| writer p99 < 50 ms, max < 200 ms during a zstd backup (WAL) | p99 %s ms, max %s ms (default / quick_check) | %s |"
+           "finished" if row(CLI, True)["finished"] else "did not finish", verdict(all(r["finished"] for r in mine))),
+        "| with defaults, zstd at 150 MB/s or better | %.0f MB/s (%.2f s, median of %d) | %s |"
+        % (zstd_speed, zstd["seconds"], len(zstd["runs"]), verdict(zstd_speed >= 150)),
+        "| uncompressed, verification included, at 0.8x or better of `sqlite3 .backup` on the same idle file "
+        "| %.2fx (%.2f s against %.2f s, medians of %d) | %s |"
+        % (cli["seconds"] / plain["seconds"], plain["seconds"], cli["seconds"], len(plain["runs"]),
+           verdict(cli["seconds"] / plain["seconds"] >= 0.8)),
+        "| writer p99 < 50 ms, max < 200 ms during a zstd backup (WAL) | p99 %s ms, max %s ms (%s) | %s |"
         % ("/".join("%.1f" % r["writer"]["p99_ms"] for r in loaded), "/".join("%.1f" % r["writer"]["max_ms"] for r in loaded),
+           " / ".join(r["name"].split(" ", 2)[2].strip("()") for r in loaded),
            verdict(all(r["writer"]["p99_ms"] < 50 and r["writer"]["max_ms"] < 200 and not r["writer"]["errors"] for r in loaded))),
         "",
+        "cp+fsync is information only (not a consistent copy of a live database; no verdict).",
+        "",
     ]
+
+
+def median_of(repeat, run):
+    """Run ``run`` ``repeat`` times from the same warm cache; the median run, with every time kept."""
+    results = [run() for dummy in range(repeat)]
+    results.sort(key=lambda r: r["seconds"])
+    middle = dict(results[len(results) // 2])
+    middle["runs"] = [r["seconds"] for r in results]
+    return middle
 
 
 def main():
@@ -216,33 +234,39 @@ def main():
     out_dir = tempfile.mkdtemp(prefix="bench-out-", dir=args.work)
     source_size = os.path.getsize(src)
 
-    cases = [("cp + fsync (baseline, not consistent; median of 3)", lambda: run_cp(src, out_dir)),
-             ("sqlite3 .backup", lambda: run_sqlite3_cli(src, out_dir, args.cli_timeout))]
+    # (name, repeat when idle, run): the rows that targets judge are medians of three.
+    cases = [("cp + fsync (information, not consistent)", 3, lambda: run_cp(src, out_dir)),
+             (CLI, 3, lambda: run_sqlite3_cli(src, out_dir, args.cli_timeout))]
     for compression in ("none", "gzip", "zstd"):
-        cases.append(("sqlite_backup %s (default integrity_check)" % compression,
-                      lambda c=compression: run_module(src, out_dir, c, "integrity_check")))
+        cases.append(("sqlite_backup %s (%s)" % (compression, DEFAULT), 3 if compression != "gzip" else 1,
+                      lambda c=compression: run_module(src, out_dir, c, None)))
     for compression in ("none", "zstd"):
-        cases.append(("sqlite_backup %s, verify: quick_check" % compression,
-                      lambda c=compression: run_module(src, out_dir, c, "quick_check")))
+        cases.append(("sqlite_backup %s, verify: integrity_check" % compression, 1,
+                      lambda c=compression: run_module(src, out_dir, c, "integrity_check")))
 
     rows = []
     for writer_on in (False, True):
-        for name, run in cases:
-            clear(out_dir)
-            warm(src)
-            writer = Writer(src) if writer_on else None
-            try:
-                measured = run()
-            finally:
-                load = writer.stop() if writer else None
-            measured.update(name=name, writer=load)
+        for name, repeat, run in cases:
+            def once(run=run, writer_on=writer_on):
+                clear(out_dir)
+                warm(src)
+                writer = Writer(src) if writer_on else None
+                try:
+                    measured = run()
+                finally:
+                    load = writer.stop() if writer else None
+                measured["writer"] = load
+                return measured
+            measured = median_of(1 if writer_on else repeat, once)
+            measured["name"] = name
             rows.append(measured)
-            print("%-40s writer=%-5s %6.2f s %s" % (name, writer_on, measured["seconds"],
-                                                    "" if measured["finished"] else "(did not finish)"), flush=True)
+            print("%-48s writer=%-5s %6.2f s %s %s" % (name, writer_on, measured["seconds"],
+                                                       "" if measured["finished"] else "(did not finish)",
+                                                       " ".join("%.2f" % t for t in measured["runs"])), flush=True)
     clear(out_dir)
     os.rmdir(out_dir)
 
-    baseline = {r["writer"] is not None: r["seconds"] for r in rows if r["name"].startswith("cp")}
+    baseline = {r["writer"] is not None: r["seconds"] for r in rows if r["name"] == CLI and r["finished"]}
     lines = [
         "# sqlite_backup benchmark",
         "",
@@ -251,24 +275,27 @@ def main():
         "Source: a generated WAL bot database of %.0f MiB (users, messages, reminders, indexes, random text)."
         % (source_size / MB),
         "Writer: a second process committing one row every 10 ms, in WAL mode, during the backup.",
-        "Times include, for sqlite_backup, the verification, sha256, fsync and manifest.",
+        "Times include, for sqlite_backup, the verification, sha256, fsync and manifest. "
+        "Idle rows with several runs give the median (all runs listed).",
         "",
-        "| method | writer | finished | seconds | MB/s | ratio to cp+fsync | size MiB | compression ratio "
+        "| method | writer | finished | seconds | runs | MB/s | ratio to sqlite3 .backup | size MiB | compression ratio "
         "| writer commits | writer errors | writer p50 ms | writer p99 ms | writer max ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         speed = source_size / MB / r["seconds"] if r["finished"] else 0.0
-        ratio = baseline[r["writer"] is not None] / r["seconds"] if r["finished"] else 0.0
+        base = baseline.get(r["writer"] is not None)
+        ratio = "%.2fx" % (base / r["seconds"]) if r["finished"] and base else "-"
         comp = (source_size / float(r["size"])) if r["size"] else None
         w = r["writer"] or {}
-        lines.append("| %s | %s | %s | %.2f | %.0f | %.2fx | %s | %s | %s | %s | %s | %s | %s |" % (
-            r["name"], "yes" if r["writer"] else "no", "yes" if r["finished"] else "**no**", r["seconds"], speed,
-            ratio, "%.0f" % (r["size"] / MB) if r["size"] else "-", "%.2f" % comp if comp else "-",
+        lines.append("| %s | %s | %s | %.2f | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["name"], "yes" if r["writer"] else "no", "yes" if r["finished"] else "**no**", r["seconds"],
+            " ".join("%.2f" % t for t in r["runs"]), speed, ratio, "%.0f" % (r["size"] / MB) if r["size"] else "-", "%.2f" % comp if comp else "-",
             w.get("commits", "-"), w.get("errors", "-"),
             "%.1f" % w["p50_ms"] if w else "-", "%.1f" % w["p99_ms"] if w else "-", "%.1f" % w["max_ms"] if w else "-"))
-    lines += ["", "MB/s is source MiB per second; ratio >1 is faster than cp+fsync in the same row's conditions.", ""]
-    lines += targets(rows, baseline, source_size)
+    lines += ["", "MB/s is source MiB per second; a ratio above 1 is faster than `sqlite3 .backup` in the same "
+              "writer conditions (under the writer it never finishes, so no ratio).", ""]
+    lines += targets(rows, source_size)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines))

@@ -76,6 +76,7 @@ def test_backup_is_verified_checksummed_and_private(run_module, bot_db, backups,
     assert manifest["compression"] == compression
     assert manifest["tables"] == counts
     assert manifest["verified"]["ok"] is True
+    assert manifest["verified"]["method"] == "quick_check"
     assert manifest["source"]["path"] == path
     assert manifest["tool"]["collection"] == "botops.runbook"
 
@@ -162,13 +163,40 @@ def test_text_file_source(run_module, tmp_path, backups):
     assert listing(backups) == []
 
 
-def test_corrupted_source_keeps_nothing(run_module, bot_db, backups):
+@pytest.mark.parametrize("verify", ["quick_check", "integrity_check"])
+def test_corrupted_source_keeps_nothing(run_module, bot_db, backups, verify):
     path = bot_db[0]
     corrupt_index_page(path)
-    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "verify": verify})
     assert result["failed"]
-    assert "failed its integrity_check" in result["msg"] and "nothing was kept" in result["msg"]
+    assert "failed its %s" % verify in result["msg"] and "nothing was kept" in result["msg"]
     assert listing(backups) == []
+
+
+def index_out_of_step(path):
+    """A database whose index disagrees with its table while every page is sound:
+    the index's recorded definition is changed behind SQLite's back."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("CREATE TABLE t(a INTEGER, b INTEGER); CREATE INDEX t_a ON t(a);"
+                       "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 500) "
+                       "INSERT INTO t SELECT v, -v FROM n;")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX t_a ON t(b)' WHERE name = 't_a'")
+    conn.close()
+
+
+def test_default_check_proves_the_file_and_integrity_check_the_indexes(run_module, tmp_path, backups):
+    """quick_check (the default) passes a file whose pages are sound; integrity_check
+    also compares each index with its table and refuses it, keeping nothing."""
+    path = str(tmp_path / "indexed.db")
+    index_out_of_step(path)
+    quick = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
+    assert not quick["failed"], quick.get("msg")
+    assert json.loads(open(quick["manifest"]).read())["verified"]["method"] == "quick_check"
+    before = listing(backups)
+    full = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "verify": "integrity_check"})
+    assert full["failed"] and "failed its integrity_check" in full["msg"] and "t_a" in full["msg"]
+    assert listing(backups) == before
 
 
 def test_destination_directory_missing(run_module, bot_db, tmp_path):
