@@ -215,15 +215,16 @@ class _Tee(object):
         self.tool.write(data)
 
 
-def pipe_into(argv, env, path, compression, what, copy_to=None):
+def pipe_into(argv, env, path, compression, what, copy_to=None, digest=None):
     """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
     whole dump in memory); the tool may stop reading early (pg_restore --list).
-    With ``copy_to``, the same decompressed bytes are written there too."""
+    With ``copy_to``, the same decompressed bytes are written there too; with
+    ``digest``, the file's bytes are hashed in the same read."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
                                 stderr=err)
         try:
-            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin)
+            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin, digest)
         except BrokenPipeError:
             pass  # the tool has read what it needs; its exit code says how it went
         except BaseException:
@@ -264,9 +265,12 @@ def stream_dump(argv, env, out_path, compression, level, what):
     return sink.size, sink.sha256
 
 
-def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore"):
+def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore", digest=None):
     """Restore a dump of any format into ``target_db``, with ``jobs`` in parallel
-    where the format allows (custom and directory)."""
+    where the format allows (custom and directory). With ``digest`` (a hashlib
+    object; single-file custom dumps only) the dump file is hashed as it is read."""
+    if digest is not None and fmt != "custom":
+        raise ValueError("a digest during the restore needs a custom-format dump")
     target_env = dict(env, PGDATABASE=target_db)
     options = list(options)
     if fmt == "plain":
@@ -278,12 +282,12 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
     if fmt == "directory":
         run_checked((parallel if jobs > 1 else serial) + [path], target_env, what)
     elif jobs == 1:
-        pipe_into(serial, target_env, path, compression, what)
+        pipe_into(serial, target_env, path, compression, what, digest=digest)
     elif "--clean" in options:
         # --clean drops objects of every section in dependency order: one parallel
         # run over the whole archive, which pg_restore can only read from a file.
         with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
-            decompress_to(path, compression, plain)
+            decompress_to(path, compression, plain, digest)
             plain.flush()
             run_checked(parallel + [plain.name], target_env, what)
     else:
@@ -294,7 +298,7 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         # that runs in parallel, come from that file (only its table of contents is read).
         with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
             pipe_into(serial + ["--section=pre-data", "--section=data"], target_env, path, compression, what,
-                      copy_to=plain)
+                      copy_to=plain, digest=digest)
             plain.flush()
             run_checked(parallel + ["--section=post-data", plain.name], target_env, what)
 

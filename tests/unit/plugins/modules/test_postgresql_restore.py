@@ -144,6 +144,49 @@ def test_corrupted_dump_is_refused(run_module, admin_params, pg_botdb, backup):
     assert "never_made" not in databases(pg_botdb)
 
 
+def rewrite_manifest_sha256(backup, value="0" * 64):
+    """A sound dump whose manifest vouches for other bytes: only the checksum can tell."""
+    import json  # pylint: disable=import-outside-toplevel
+    with open(backup["manifest"]) as handle:
+        manifest = json.load(handle)
+    manifest["files"][0]["sha256"] = value
+    with open(backup["manifest"], "w") as handle:
+        json.dump(manifest, handle)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_new_database_hashed_while_read_is_dropped_on_a_mismatch(run_module, admin_params, pg_botdb, backup, jobs):
+    """Into a new database the dump is hashed as pg_restore reads it (no second
+    pass): a restore that succeeded from bytes the manifest does not vouch for is
+    dropped, and the message names the checksum."""
+    rewrite_manifest_sha256(backup)
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="not_vouched",
+                                                 jobs=jobs))
+    assert result["failed"] and "does not match its manifest's sha256" in result["msg"]
+    assert "'not_vouched' made from it was dropped" in result["msg"]
+    assert "not_vouched" not in databases(pg_botdb)
+    assert set(result["timings"]) >= {"verify", "read", "restore"}
+
+
+def test_over_an_existing_database_the_checksum_comes_first(run_module, admin_params, pg_botdb, backup):
+    """Over an existing database nothing may start before the whole file is proven."""
+    rewrite_manifest_sha256(backup)
+    before = pg_query(pg_botdb, "botdb", "SELECT count(*) FROM messages")
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], clean=True))
+    assert result["failed"] and "does not match its manifest's sha256" in result["msg"]
+    assert "dropped" not in result["msg"] and not result["safety_backup"]
+    assert set(result["timings"]) == {"verify"}
+    assert pg_query(pg_botdb, "botdb", "SELECT count(*) FROM messages") == before
+
+
+def test_check_mode_reads_the_whole_checksum(run_module, admin_params, pg_botdb, backup):
+    rewrite_manifest_sha256(backup)
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="predicted"),
+                        check_mode=True)
+    assert result["failed"] and "does not match its manifest's sha256" in result["msg"]
+    assert "predicted" not in databases(pg_botdb)
+
+
 def test_truncated_dump_is_refused(run_module, admin_params, pg_botdb, backup):
     with open(backup["dest"], "r+b") as handle:
         handle.truncate(os.path.getsize(backup["dest"]) // 3)
