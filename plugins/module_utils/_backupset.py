@@ -183,13 +183,16 @@ def open_compressor(sink, compression, level=None, threads=2, size=-1):
     return None
 
 
-def compress_file(source, dest_handle, compression, level=None, threads=2):
-    """Copy ``source`` into ``dest_handle`` compressed; returns the bytes read."""
+def compress_file(source, dest_handle, compression, level=None, threads=2, digest=None):
+    """Copy ``source`` into ``dest_handle`` compressed; returns the bytes read.
+    With ``digest`` (a hashlib object), ``source`` is hashed in the same read."""
     read = 0
     with open(source, "rb") as src:
         stream = open_compressor(dest_handle, compression, level, threads, size=os.path.getsize(source))
         writer = stream or dest_handle
         for block in iter(lambda: src.read(CHUNK), b""):
+            if digest is not None:
+                digest.update(block)
             writer.write(block)
             read += len(block)
         if stream is not None:

@@ -185,6 +185,7 @@ elapsed:
 """
 
 import errno
+import hashlib
 import os
 import sqlite3
 import time
@@ -255,18 +256,33 @@ def snapshot(src, copy_path, method):
         return
     dst = sqlite3.connect(copy_path)
     try:
+        # The copy is a temporary file until it is verified and published (fsync,
+        # rename, fsync), and a crash leaves nothing of it that counts: no journal
+        # and no sync of SQLite's own, which would flush the whole file in series.
+        dst.execute("PRAGMA journal_mode = OFF")
+        dst.execute("PRAGMA synchronous = OFF")
         src.backup(dst, pages=-1)  # all pages in one step: one read transaction, one snapshot
     finally:
         dst.close()
 
 
 def make_standalone(copy_path):
-    """The copy carries the source's WAL flag: make it one self-contained file."""
+    """The copy carries the source's WAL flag: make it one self-contained file
+    (without a sync: the copy is flushed once, beside its verification)."""
     conn = sqlite3.connect(copy_path, isolation_level=None)
     try:
+        conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA journal_mode = DELETE")
     finally:
         conn.close()
+
+
+def flush_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def verify_copy(copy_path, quick):
@@ -280,20 +296,25 @@ def verify_copy(copy_path, quick):
         conn.close()
 
 
-def store(copy, final, compression, level):
-    """Compress the copy: (file to publish, size, sha256); uncompressed, the copy
-    itself is published and the verification's sha256 is its checksum."""
+def store(copy, final, compression, level, pool):
+    """(file to publish, its size, its sha256, the copy's sha256). Uncompressed,
+    the copy itself is published: it is hashed and flushed to disk in ``pool``
+    while it is verified. Compressed, the copy is hashed in the compression's read."""
     if compression == "none":
-        return copy, os.path.getsize(copy), None
+        flushed = pool.submit(flush_file, copy)
+        checksum = sha256_file(copy)
+        flushed.result()
+        return copy, os.path.getsize(copy), checksum, checksum
     out = temp_path(final)
+    plain = hashlib.sha256()
     try:
         with open(out, "wb") as handle:
             sink = HashingWriter(handle)
-            compress_file(copy, sink, compression, level)
+            compress_file(copy, sink, compression, level, digest=plain)
     except BaseException:
         remove_quietly(out)
         raise
-    return out, sink.size, sink.sha256
+    return out, sink.size, sink.sha256, plain.hexdigest()
 
 
 def take_backup(module, src, final, params, compression, source, created_at):
@@ -305,20 +326,18 @@ def take_backup(module, src, final, params, compression, source, created_at):
         snapshot(src, copy, params["method"])
         make_standalone(copy)
         uncompressed_size = os.path.getsize(copy)
-        # Three readers of the copy at once: the check, its sha256, the compression.
-        # SQLite, hashlib and zstandard release the GIL while they work.
+        # The check runs beside the hashing and the compression (or the flush to
+        # disk): SQLite, hashlib, zstandard and fsync release the GIL while they work.
         with ThreadPoolExecutor(max_workers=2) as pool:
             verified = pool.submit(verify_copy, copy, check_name == "quick_check")
-            hashed = pool.submit(sha256_file, copy)
-            out, size, checksum = store(copy, final, compression, params["compression_level"])
+            out, size, checksum, uncompressed_sha256 = store(copy, final, compression, params["compression_level"],
+                                                             pool)
             ok, problems, copy_facts = verified.result()
-            uncompressed_sha256 = hashed.result()
         if out == copy:
             copy = None
         if not ok:
             raise BackupError("backup of '%s' failed its %s (%s); nothing was kept under '%s'"
                               % (params["path"], check_name, "; ".join(problems[:3]), final))
-        checksum = checksum or uncompressed_sha256
         remove_quietly(copy)
         copy = None
         encryption = None
