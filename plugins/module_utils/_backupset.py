@@ -205,50 +205,25 @@ def _stream_errors():
     return errors + (zstandard.ZstdError,) if HAS_ZSTANDARD else errors
 
 
-class HashingReader:
-    """File-like source that hashes every byte read from ``handle``; ``drain``
-    reads (and hashes) what the consumer left, so the digest covers the file."""
-
-    def __init__(self, handle, digest):
-        self.handle = handle
-        self.digest = digest
-
-    def read(self, size=-1):
-        data = self.handle.read(size)
-        self.digest.update(data)
-        return data
-
-    def drain(self):
-        for dummy in iter(lambda: self.read(CHUNK), b""):
-            pass
-
-
-def decompress_to(source, compression, dest_handle, digest=None):
+def decompress_to(source, compression, dest_handle):
     """Decompress ``source`` into ``dest_handle``; a damaged or truncated stream
-    raises BackupError (a zstd stream that just stops is caught too). With
-    ``digest`` (a hashlib object) every byte of the file is hashed in the same
-    read, to its end even when the consumer stops early."""
+    raises BackupError (a zstd stream that just stops is caught too)."""
     require_compression(compression)
     try:
-        with open(source, "rb") as raw:
-            src = raw if digest is None else HashingReader(raw, digest)
-            try:
-                if compression == "gzip":
-                    stream = gzip.GzipFile(fileobj=src, mode="rb")
-                    for block in iter(lambda: stream.read(CHUNK), b""):
-                        dest_handle.write(block)
-                elif compression == "zstd":
-                    decoder = zstandard.ZstdDecompressor().decompressobj()
-                    for block in iter(lambda: src.read(CHUNK), b""):
-                        dest_handle.write(decoder.decompress(block))
-                    if not decoder.eof:
-                        raise EOFError("the zstd frame ends early")
-                else:
-                    for block in iter(lambda: src.read(CHUNK), b""):
-                        dest_handle.write(block)
-            finally:
-                if digest is not None:
-                    src.drain()
+        with open(source, "rb") as src:
+            if compression == "gzip":
+                stream = gzip.GzipFile(fileobj=src, mode="rb")
+                for block in iter(lambda: stream.read(CHUNK), b""):
+                    dest_handle.write(block)
+            elif compression == "zstd":
+                decoder = zstandard.ZstdDecompressor().decompressobj()
+                for block in iter(lambda: src.read(CHUNK), b""):
+                    dest_handle.write(decoder.decompress(block))
+                if not decoder.eof:
+                    raise EOFError("the zstd frame ends early")
+            else:
+                for block in iter(lambda: src.read(CHUNK), b""):
+                    dest_handle.write(block)
     except _stream_errors() as exc:
         raise BackupError("cannot decompress '%s' (%s): %s; the file is damaged or truncated" % (source, compression, exc))
 
@@ -435,15 +410,8 @@ def manifest_for_restore(data_path, manifest_file=None, required=True):
     return None
 
 
-def checksum_mismatch(data_path, checksum, expected):
-    return BackupError("backup '%s' does not match its manifest's sha256 (%s, manifest %s): the file is "
-                       "damaged or was changed" % (data_path, checksum, expected))
-
-
-def verify_against_manifest(data_path, manifest, checksum=True):
-    """The data file's size and sha256 match its manifest entry, or BackupError.
-    Returns the sha256; with ``checksum=False`` only the size is checked and the
-    manifest's sha256 is returned, for a caller that hashes the file as it reads it."""
+def verify_against_manifest(data_path, manifest):
+    """The data file's size and sha256 match its manifest entry, or BackupError."""
     name = os.path.basename(data_path)
     entries = [entry for entry in manifest["files"] if entry.get("name") == name]
     if not entries:
@@ -453,9 +421,8 @@ def verify_against_manifest(data_path, manifest, checksum=True):
     if size != entry.get("size"):
         raise BackupError("backup '%s' is %d bytes but its manifest says %s: the file is truncated or was changed"
                           % (data_path, size, entry.get("size")))
-    if not checksum:
-        return entry.get("sha256")
     checksum = sha256_file(data_path)
     if checksum != entry.get("sha256"):
-        raise checksum_mismatch(data_path, checksum, entry.get("sha256"))
+        raise BackupError("backup '%s' does not match its manifest's sha256 (%s, manifest %s): the file is "
+                          "damaged or was changed" % (data_path, checksum, entry.get("sha256")))
     return checksum

@@ -91,6 +91,23 @@ def connect(params, db=None, autocommit=True):
     return conn
 
 
+def on_connection(conn, work, what):
+    """``work(conn)``; a database error becomes PostgresError naming ``what``."""
+    try:
+        return work(conn)
+    except psycopg2.Error as exc:
+        raise PostgresError("%s failed on database '%s': %s" % (what, conn.info.dbname, first_line(exc)))
+
+
+def on_database(params, db, work, what):
+    """``work`` on a connection of its own to ``db``, closed afterwards."""
+    conn = connect(params, db=db)
+    try:
+        return on_connection(conn, work, what)
+    finally:
+        conn.close()
+
+
 def first_line(text):
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
@@ -215,16 +232,15 @@ class _Tee(object):
         self.tool.write(data)
 
 
-def pipe_into(argv, env, path, compression, what, copy_to=None, digest=None):
+def pipe_into(argv, env, path, compression, what, copy_to=None):
     """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
     whole dump in memory); the tool may stop reading early (pg_restore --list).
-    With ``copy_to``, the same decompressed bytes are written there too; with
-    ``digest``, the file's bytes are hashed in the same read."""
+    With ``copy_to``, the same decompressed bytes are written there too."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
                                 stderr=err)
         try:
-            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin, digest)
+            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin)
         except BrokenPipeError:
             pass  # the tool has read what it needs; its exit code says how it went
         except BaseException:
@@ -265,12 +281,9 @@ def stream_dump(argv, env, out_path, compression, level, what):
     return sink.size, sink.sha256
 
 
-def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore", digest=None):
+def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore"):
     """Restore a dump of any format into ``target_db``, with ``jobs`` in parallel
-    where the format allows (custom and directory). With ``digest`` (a hashlib
-    object; single-file custom dumps only) the dump file is hashed as it is read."""
-    if digest is not None and fmt != "custom":
-        raise ValueError("a digest during the restore needs a custom-format dump")
+    where the format allows (custom and directory)."""
     target_env = dict(env, PGDATABASE=target_db)
     options = list(options)
     if fmt == "plain":
@@ -282,12 +295,12 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
     if fmt == "directory":
         run_checked((parallel if jobs > 1 else serial) + [path], target_env, what)
     elif jobs == 1:
-        pipe_into(serial, target_env, path, compression, what, digest=digest)
+        pipe_into(serial, target_env, path, compression, what)
     elif "--clean" in options:
         # --clean drops objects of every section in dependency order: one parallel
         # run over the whole archive, which pg_restore can only read from a file.
         with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
-            decompress_to(path, compression, plain, digest)
+            decompress_to(path, compression, plain)
             plain.flush()
             run_checked(parallel + [plain.name], target_env, what)
     else:
@@ -298,7 +311,7 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         # that runs in parallel, come from that file (only its table of contents is read).
         with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
             pipe_into(serial + ["--section=pre-data", "--section=data"], target_env, path, compression, what,
-                      copy_to=plain, digest=digest)
+                      copy_to=plain)
             plain.flush()
             run_checked(parallel + ["--section=post-data", plain.name], target_env, what)
 

@@ -23,11 +23,9 @@ description:
     O(jobs) restores in parallel (see O(jobs)).
   - ANALYZE runs after the restore, at the same time as the exact per-table row counts
     (two sessions), which are compared with the manifest's and returned next to them.
-  - A restore into a new database from a single-file custom dump hashes the file as
-    it feeds C(pg_restore), instead of reading it once more beforehand; a file that
-    does not match its manifest's sha256 fails the restore and the database made from
-    it is dropped. Every other restore (over an existing database, encrypted, plain or
-    directory dumps, check mode) verifies the checksums before anything is touched.
+  - The checksums are proven before C(pg_restore) or C(psql) reads a byte: a dump's
+    table of contents is SQL that runs as O(login_user), so a file its manifest does
+    not vouch for never gets that far (a recovery pays one read of the file for it).
   - Replaces the runbooks' C(psql < dump.sql) and C(pg_restore -t messages) by hand.
 author:
   - botops.runbook developers (@botops)
@@ -171,16 +169,14 @@ elapsed:
   sample: 8.4
 timings:
   description:
-    - Seconds per phase - C(verify) (manifest checksums, or only sizes when the file is
-      hashed during the restore), C(read) (C(pg_restore --list), or the whole dump
-      without a manifest), C(restore), C(analyze_and_count) - to see where a
-      recovery's time goes.
+    - Seconds per phase - C(verify) (manifest checksums), C(read) (C(pg_restore --list),
+      or the whole dump without a manifest), C(restore), C(analyze_and_count) - to see
+      where a recovery's time goes.
   returned: always
   type: dict
   sample: {"verify": 0.4, "read": 0.05, "restore": 7.6, "analyze_and_count": 0.3}
 """
 
-import hashlib
 import os
 import tempfile
 import time
@@ -199,7 +195,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
     remove_quietly,
     temp_path,
     utc_now,
-    checksum_mismatch,
+    describe_os_error,
     verify_against_manifest,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
@@ -210,6 +206,8 @@ from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     connection_argument_spec,
     count_differences,
     find_binary,
+    on_connection,
+    on_database,
     pipe_into,
     require_psycopg2,
     restore_dump,
@@ -244,27 +242,33 @@ class Timings(dict):
 
 def analyze_and_count(params, target):
     """ANALYZE and the exact row counts of ``target`` at once, on two sessions."""
-    def on_target(work):
-        conn = connect(params, db=target)
-        try:
-            return work(conn)
-        finally:
-            conn.close()
-
     def analyze(conn):
         with conn.cursor() as cur:
             cur.execute("ANALYZE")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        analyzed = pool.submit(on_target, analyze)
-        counted = pool.submit(on_target, lambda conn: table_row_counts(conn, exact=True))
+        analyzed = pool.submit(on_database, params, target, analyze, "ANALYZE")
+        counted = pool.submit(on_database, params, target, lambda conn: table_row_counts(conn, exact=True),
+                              "counting the rows")
         analyzed.result()
         return counted.result()
 
 
-def drop_database(admin, name):
+def set_marker(admin, name, fingerprint):
     with admin.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(fingerprint) if fingerprint else sql.SQL("NULL")))
+
+
+def dropped_after(admin, name, cause):
+    """``cause``, once the half-made new database ``name`` is dropped (or saying why it is not)."""
+    try:
+        on_connection(admin, lambda conn: conn.cursor().execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))), "DROP DATABASE")
+    except PostgresError as exc:
+        return PostgresError("%s; the half-made database '%s' could not be dropped (%s): drop it by hand"
+                             % (cause, name, exc))
+    return cause
 
 
 def verify_backup(src, manifest):
@@ -394,15 +398,9 @@ def main():
         # A new database from one custom-format file: hash the file while pg_restore
         # reads it (a mismatch drops the new database). Anything that could touch
         # existing data, or run SQL through psql, is verified before it starts.
-        digest = hashlib.sha256() if (manifest and fmt == "custom" and not encrypted and params["target_db"]
-                                      and not module.check_mode) else None
-        expected_sha256 = None
-        with timings.phase("verify"):
-            if digest is not None:
-                expected_sha256 = verify_against_manifest(src, manifest, checksum=False)
-            elif manifest:
-                verify_backup(src, manifest)
         if manifest:
+            with timings.phase("verify"):
+                verify_backup(src, manifest)
             result["manifest_tables"] = manifest.get("tables", {})
         compression = "none" if fmt == "directory" else (manifest or {}).get("compression") or compression_of(src)
         if encrypted:
@@ -470,38 +468,29 @@ def main():
             else:
                 create_database(admin, target, owner)
 
+            if "--clean" in options:  # its old marker must not outlive a restore that fails
+                set_marker(admin, target, None)
+            what = "restore of '%s' into database '%s'" % (src, target)
             try:
-                failure = None
                 with timings.phase("restore"):
                     try:
                         restore_dump(module, env, src, fmt, compression, target, options=options,
-                                     jobs=params["jobs"], what="restore of '%s' into database '%s'" % (src, target),
-                                     digest=digest)
-                    except (PostgresError, BackupError) as exc:
-                        failure = exc
-                # The whole file was hashed even if pg_restore stopped: a damaged file
-                # is named as the cause, not the error it made pg_restore raise.
-                if digest is not None and digest.hexdigest() != expected_sha256:
-                    failure = BackupError("%s; the database '%s' made from it was dropped"
-                                          % (checksum_mismatch(src, digest.hexdigest(), expected_sha256), target))
-                if failure is not None:
-                    raise failure
-            except (PostgresError, BackupError):
+                                     jobs=params["jobs"], what=what)
+                    except OSError as exc:  # the temp copy of a parallel restore
+                        raise BackupError(describe_os_error(exc, what, tempfile.gettempdir()))
+                with timings.phase("analyze_and_count"):
+                    result["tables"] = analyze_and_count(params, target)
+            except (PostgresError, BackupError) as exc:
                 if not params["clean"]:  # a half-made new database helps nobody: drop it
-                    drop_database(admin, target)
+                    raise dropped_after(admin, target, exc)
                 raise
-
-            with timings.phase("analyze_and_count"):
-                result["tables"] = analyze_and_count(params, target)
             if manifest and manifest.get("row_counts") == "exact" and not (params["tables"] or params["schemas"]):
                 differ = count_differences(manifest.get("tables", {}), result["tables"])
                 if differ:
                     raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s; "
                                       "it is kept, unmarked, for inspection" % (target, differ))
             # Marked only once it is proven: a re-run never takes a doubtful restore for done.
-            with admin.cursor() as cur:
-                cur.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                    sql.Identifier(target), sql.Literal(fingerprint)))
+            set_marker(admin, target, fingerprint)
     except (PostgresError, BackupError) as exc:
         module.fail_json(msg=str(exc), **result)
     finally:
