@@ -4,7 +4,9 @@
 
 
 class ModuleDocFragment:
-    """Where and how a backup set is written, shared by every *_backup module."""
+    """Where and how a backup set is written, shared by every *_backup module.
+
+    Mirrors backup_destination_argument_spec() in module_utils/_backupset.py."""
 
     DOCUMENTATION = r"""
 options:
@@ -22,16 +24,25 @@ options:
     type: path
   compression:
     description:
-      - How the backup file is compressed.
-      - C(zstd) needs the Python C(zstandard) package on the managed host
-        (Debian C(python3-zstandard)); without it the module fails and says so.
-        C(gzip) always works.
+      - How the backup file is compressed. C(auto) is C(zstd) where the managed host
+        has the Python C(zstandard) package (Debian C(python3-zstandard)), C(gzip)
+        otherwise.
+      - An explicit C(zstd) without that package fails and says so; C(gzip) always works.
     type: str
-    choices: [none, gzip, zstd]
-    default: none
+    choices: [auto, none, gzip, zstd]
+    default: auto
   compression_level:
     description: Compression level; default 6 for gzip and 3 for zstd.
     type: int
+  encrypt_to:
+    description:
+      - Encrypt the set's files with C(age) to these recipients (public keys, C(age1...)),
+        so the host never holds the private key; the files get C(.age) appended. Needs
+        the C(age) tool (Debian C(age)). The manifest records the recipients and the
+        checksums of both ciphertext and plaintext.
+    type: list
+    elements: str
+    default: []
   lock_timeout:
     description:
       - Seconds to wait when another backup of the same database is running, before

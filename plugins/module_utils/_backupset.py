@@ -1,428 +1,256 @@
 # -*- coding: utf-8 -*-
 # Copyright: botops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backup sets, the same for every engine: naming, the manifest, atomic writes,
-a per-database lock, and compression streams.
+"""A backup set's life in one object, the same for every engine.
 
-A backup set on disk is a data file and, beside it, ``<data file>.manifest.json``.
-The manifest is written last and atomically: a backup without one is unfinished.
+``BackupSetWriter`` chooses the set's name (inside the database's lock, so an
+automatic name never replaces another set), hands out private temporary files
+beside it, seals them with age, sets file attributes, publishes every file
+(fsync, rename, fsync the directory), then writes the manifest, last: a set
+without a manifest is unfinished. On any failure every temporary file it handed
+out is removed and nothing under a final name was touched.
+
+``backup_destination_argument_spec()`` is the argument spec of the
+``botops.runbook.backup_destination`` doc fragment, with the same defaults.
 """
 
-import datetime
-import errno
-import fcntl
-import gzip
 import hashlib
-import json
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
-import zlib
 
-from ansible_collections.botops.runbook.plugins.module_utils._version import COLLECTION_VERSION
-
-try:
-    import zstandard
-    HAS_ZSTANDARD = True
-except ImportError:
-    zstandard = None
-    HAS_ZSTANDARD = False
-
-MANIFEST_FORMAT = 1
-MANIFEST_SUFFIX = ".manifest.json"
-COMPRESSION_SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst"}
-ENCRYPTED_SUFFIX = ".age"
-CHUNK = 1024 * 1024
-LOCK_DIR = "/run/lock/botops"
-
-
-class BackupError(Exception):
-    """A failure with a message fit for an operator."""
-
-
-# --- naming ---------------------------------------------------------------
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-
-
-def iso(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+from ansible_collections.botops.runbook.plugins.module_utils._age import ENCRYPTED_SUFFIX, encrypt_file
+from ansible_collections.botops.runbook.plugins.module_utils._files import (
+    HashingWriter,
+    check_destination_dir,
+    fsync_dir,
+    fsync_file,
+    publish,
+    remove_quietly,
+    sha256_file,
+    temp_path,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
+    auto_destination,
+    backup_name,
+    iso,
+    manifest_path,
+    new_manifest,
+    utc_now,
+    write_manifest,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._streams import (
+    COMPRESSION_SUFFIX,
+    HAS_ZSTANDARD,
+    compress_file,
+    require_compression,
+)
 
 
-def backup_name(stem, moment, ext, compression, encrypted=False):
-    """``<stem>_<YYYYmmddTHHMMSSZ><ext>[.gz|.zst][.age]``: sorts by time, says what it is."""
-    return "%s_%s%s%s%s" % (stem, moment.strftime("%Y%m%dT%H%M%SZ"), ext, COMPRESSION_SUFFIX[compression],
-                            ENCRYPTED_SUFFIX if encrypted else "")
+def backup_destination_argument_spec():
+    """Where and how a set is written: the options of the backup_destination fragment."""
+    return dict(
+        dest=dict(type="path"),
+        dest_dir=dict(type="path"),
+        compression=dict(type="str", choices=["auto", "none", "gzip", "zstd"], default="auto"),
+        compression_level=dict(type="int"),
+        encrypt_to=dict(type="list", elements="str", default=[]),
+        lock_timeout=dict(type="int", default=300),
+        bot=dict(type="str"),
+    )
 
 
-def manifest_path(data_path):
-    return data_path + MANIFEST_SUFFIX
+# The keyword arguments of AnsibleModule that go with that spec.
+DESTINATION_RULES = {"mutually_exclusive": [("dest", "dest_dir")], "required_one_of": [("dest", "dest_dir")],
+                     "add_file_common_args": True}
 
 
-def auto_destination(directory, stem, ext, compression, encrypted=False):
-    """(path, created_at) of a new name in ``directory``, never one that exists: two
-    backups within one second wait for the next second instead of replacing each other."""
-    while True:
-        created = utc_now()
-        path = os.path.join(directory, backup_name(stem, created, ext, compression, encrypted))
-        if not os.path.lexists(path) and not os.path.lexists(manifest_path(path)):
-            return path, created
-        time.sleep(0.25)
+def resolve_compression(requested):
+    """``auto`` is zstd where the host has the zstandard package, gzip otherwise;
+    an explicit zstd without the package is refused with what to install."""
+    if requested == "auto":
+        return "zstd" if HAS_ZSTANDARD else "gzip"
+    require_compression(requested)
+    return requested
 
 
-# --- files ----------------------------------------------------------------
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def dir_entries(path):
+    """Manifest entries of a directory dump's files, named ``<dir>/<file>``."""
+    base = os.path.basename(path.rstrip("/"))
+    return [{"name": "%s/%s" % (base, name), "size": os.path.getsize(os.path.join(path, name)),
+             "sha256": sha256_file(os.path.join(path, name))} for name in sorted(os.listdir(path))]
 
 
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class BackupSetWriter:
+    """One set: ``reserve()`` inside the lock, ``temp()``/``temp_dir()`` to write,
+    ``seal()`` to encrypt, ``add()`` each file, ``commit(**manifest_fields)``.
+    Use it as a context manager: leaving it removes every temporary file."""
 
-
-def temp_path(final_path):
-    """A unique, hidden name beside ``final_path`` (same filesystem, so rename is atomic)."""
-    directory, name = os.path.split(final_path)
-    fd, path = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=directory)
-    os.close(fd)  # mkstemp created it 0600; writers reopen it
-    return path
-
-
-def publish(temp, final_path):
-    """fsync ``temp``, rename it over ``final_path``, fsync the directory."""
-    with open(temp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, final_path)
-    fsync_dir(os.path.dirname(final_path) or ".")
-
-
-def remove_quietly(*paths):
-    for path in paths:
-        if path:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
-
-def describe_os_error(exc, action, path):
-    """An operator's sentence for the OS errors a backup meets."""
-    if exc.errno == errno.ENOSPC:
-        return ("%s failed: no space left on device writing '%s'; free space or choose another destination "
-                "(earlier backups were not touched)" % (action, path))
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "%s failed: permission denied on '%s'; run as a user that may write there" % (action, path)
-    if exc.errno == errno.EROFS:
-        return "%s failed: '%s' is on a read-only filesystem; choose another destination" % (action, path)
-    return "%s failed on '%s': %s" % (action, path, exc.strerror or exc)
-
-
-def check_destination_dir(directory, needed_bytes):
-    """Fail before writing anything: directory exists, is writable, has room."""
-    if not os.path.isdir(directory):
-        raise BackupError("destination directory '%s' does not exist; create it first (mode 0700)" % directory)
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise BackupError("destination directory '%s' is not writable by this user" % directory)
-    stat = os.statvfs(directory)
-    free = stat.f_bavail * stat.f_frsize
-    if free < needed_bytes:
-        raise BackupError("not enough free space in '%s': %d bytes free, about %d needed; free space or choose "
-                          "another destination" % (directory, free, needed_bytes))
-    return free
-
-
-class HashingWriter:
-    """File-like sink that counts and hashes what passes through to ``handle``."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.size = 0
-        self.digest = hashlib.sha256()
-
-    def write(self, data):
-        self.digest.update(data)
-        self.size += len(data)
-        return self.handle.write(data)
-
-    def flush(self):
-        self.handle.flush()
+    def __init__(self, module, engine, database, stem, ext, name_compression):
+        self.module = module
+        self.params = module.params
+        self.engine = engine
+        self.database = database
+        self.stem = stem
+        self.ext = ext
+        self.name_compression = name_compression  # the suffix of the file name (none for a directory)
+        self.final = self.params["dest"]
+        self.created = None
+        self._temps = []
+        self._files = []  # (temp, final path, kind)
 
     @property
-    def sha256(self):
-        return self.digest.hexdigest()
+    def encrypted(self):
+        return bool(self.params["encrypt_to"])
 
+    def predict(self):
+        """The path a run would write now, for check mode and the space check."""
+        if self.params["dest"]:
+            return self.params["dest"]
+        return os.path.join(self.params["dest_dir"], backup_name(self.stem, utc_now(), self.ext,
+                                                                 self.name_compression, self.encrypted))
 
-# --- compression ------------------------------------------------------------
+    @staticmethod
+    def manifest_for(path):
+        return manifest_path(path)
 
-def require_compression(compression):
-    if compression == "zstd" and not HAS_ZSTANDARD:
-        raise BackupError("compression=zstd needs the Python 'zstandard' package on the managed host "
-                          "(Debian: python3-zstandard); install it or use compression=gzip")
+    def check_space(self, needed_bytes):
+        """Before anything is written: the directory exists, is writable, has room."""
+        return check_destination_dir(os.path.dirname(os.path.abspath(self.predict())), needed_bytes)
 
+    def lock(self, key):
+        """The database's backup lock (``lock_timeout``); reserve the name inside it."""
+        return DatabaseLock(key, self.params["lock_timeout"])
 
-def open_compressor(sink, compression, level=None, threads=2, size=-1):
-    """A writer that compresses into ``sink`` (close it to end the stream), or
-    None for ``none``. gzip has mtime=0: the same input gives the same bytes."""
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=level or 6, mtime=0)
-    if compression == "zstd":
-        require_compression(compression)
-        return zstandard.ZstdCompressor(level=level or 3, threads=threads).stream_writer(sink, closefd=False, size=size)
-    return None
+    def reserve(self):
+        """The set's final name and time. Call it holding the database's lock."""
+        if self.params["dest"]:
+            self.final, self.created = self.params["dest"], utc_now()
+        else:
+            self.final, self.created = auto_destination(self.params["dest_dir"], self.stem, self.ext,
+                                                        self.name_compression, self.encrypted)
+        return self.final
 
+    def beside(self, suffix, compression):
+        """A companion file's final path (the globals of a dump): the set's name and
+        time with ``suffix``, its compression's and (encrypted) ``.age``."""
+        if self.params["dest_dir"]:
+            return os.path.join(self.params["dest_dir"], backup_name(self.stem, self.created, suffix, compression,
+                                                                     self.encrypted))
+        return self.final + suffix + COMPRESSION_SUFFIX[compression] + (ENCRYPTED_SUFFIX if self.encrypted else "")
 
-def compress_file(source, dest_handle, compression, level=None, threads=2, digest=None):
-    """Copy ``source`` into ``dest_handle`` compressed; returns the bytes read.
-    With ``digest`` (a hashlib object), ``source`` is hashed in the same read."""
-    read = 0
-    with open(source, "rb") as src:
-        stream = open_compressor(dest_handle, compression, level, threads, size=os.path.getsize(source))
-        writer = stream or dest_handle
-        for block in iter(lambda: src.read(CHUNK), b""):
-            if digest is not None:
-                digest.update(block)
-            writer.write(block)
-            read += len(block)
-        if stream is not None:
-            stream.close()  # ends the gzip member or zstd frame; dest_handle stays open
-    return read
+    def temp(self, final=None):
+        """A new private (0600) temporary file beside ``final`` (default: the set)."""
+        path = temp_path(final or self.final)
+        self._temps.append(path)
+        return path
 
+    def temp_dir(self):
+        """A free name for a temporary directory beside the set, for a tool that makes it."""
+        path = tempfile.mkdtemp(prefix=".%s." % os.path.basename(self.final), suffix=".tmp",
+                                dir=os.path.dirname(os.path.abspath(self.final)))
+        os.rmdir(path)
+        self._temps.append(path)
+        return path
 
-def _stream_errors():
-    errors = (EOFError, gzip.BadGzipFile, zlib.error)
-    return errors + (zstandard.ZstdError,) if HAS_ZSTANDARD else errors
+    def compressed(self, source, compression, digest=None):
+        """(temp, size, sha256): ``source`` compressed into a new temporary file of
+        the set; with ``digest`` (a hashlib object) ``source`` is hashed in the same read."""
+        out = self.temp()
+        with open(out, "wb") as handle:
+            sink = HashingWriter(handle)
+            compress_file(source, sink, compression, self.params["compression_level"], digest=digest)
+        return out, sink.size, sink.sha256
 
+    def store(self, copy, compression, pool):
+        """(file to publish, its size, its sha256, the copy's sha256) for a copy of
+        the set. Uncompressed, the copy itself, hashed while ``pool`` flushes it to
+        disk (beside whatever else runs there); compressed, a new file of the set,
+        the copy hashed in the compression's read."""
+        if compression == "none":
+            flushed = pool.submit(fsync_file, copy)
+            checksum = sha256_file(copy)
+            flushed.result()
+            return copy, os.path.getsize(copy), checksum, checksum
+        plain = hashlib.sha256()
+        out, size, checksum = self.compressed(copy, compression, digest=plain)
+        return out, size, checksum, plain.hexdigest()
 
-def decompress_to(source, compression, dest_handle):
-    """Decompress ``source`` into ``dest_handle``; a damaged or truncated stream
-    raises BackupError (a zstd stream that just stops is caught too)."""
-    require_compression(compression)
-    try:
-        with open(source, "rb") as src:
-            if compression == "gzip":
-                stream = gzip.GzipFile(fileobj=src, mode="rb")
-                for block in iter(lambda: stream.read(CHUNK), b""):
-                    dest_handle.write(block)
-            elif compression == "zstd":
-                decoder = zstandard.ZstdDecompressor().decompressobj()
-                for block in iter(lambda: src.read(CHUNK), b""):
-                    dest_handle.write(decoder.decompress(block))
-                if not decoder.eof:
-                    raise EOFError("the zstd frame ends early")
+    def discard(self, path):
+        """Remove a temporary file of this set now."""
+        remove_quietly(path)
+        self._temps.remove(path)
+
+    def seal(self, path, final=None, plain_size=None, plain_sha256=None):
+        """(file to publish, encryption record): ``path`` encrypted to the set's
+        recipients into a new temporary file, or ``path`` itself without them."""
+        if not self.encrypted:
+            return path, None
+        sealed = self.temp(final)
+        encrypt_file(path, sealed, self.params["encrypt_to"])
+        record = {"tool": "age", "recipients": self.params["encrypt_to"],
+                  "plaintext_size": os.path.getsize(path) if plain_size is None else plain_size,
+                  "plaintext_sha256": sha256_file(path) if plain_sha256 is None else plain_sha256}
+        self.discard(path)
+        return sealed, record
+
+    def add(self, temp, final=None, size=None, sha256=None):
+        """Publish ``temp`` as ``final`` (default: the set's name) at commit; a
+        directory is published whole. Returns its manifest entry (a file's)."""
+        final = final or self.final
+        if os.path.isdir(temp):
+            self._files.append((temp, final, None))
+            return None
+        entry = {"name": os.path.basename(final), "size": os.path.getsize(temp) if size is None else size,
+                 "sha256": sha256_file(temp) if sha256 is None else sha256}
+        self._files.append((temp, final, entry))
+        return entry
+
+    def _attributes(self, path, default_mode):
+        args = self.module.load_file_common_arguments(self.params, path=path)
+        args["mode"] = self.params["mode"] if self.params["mode"] is not None else default_mode
+        self.module.set_fs_attributes_if_different(args, False)
+
+    def commit(self, **fields):
+        """Attributes, every file published, then the manifest (``fields`` added to
+        the common ones). Returns the manifest's file entries."""
+        for temp, dummy, entry in self._files:
+            self._attributes(temp, "0600" if entry else "0700")
+            if entry is None:
+                for name in os.listdir(temp):
+                    os.chmod(os.path.join(temp, name), 0o600)
+        # A replaced set loses its old manifest first: a crash in between leaves a
+        # set without a manifest (unfinished), never a manifest that lies.
+        remove_quietly(manifest_path(self.final))
+        entries = []
+        for temp, final, entry in self._files:
+            if entry is None:
+                if os.path.isdir(final):
+                    shutil.rmtree(final)
+                os.rename(temp, final)
+                fsync_dir(os.path.dirname(os.path.abspath(final)))
+                entries += dir_entries(final)
             else:
-                for block in iter(lambda: src.read(CHUNK), b""):
-                    dest_handle.write(block)
-    except _stream_errors() as exc:
-        raise BackupError("cannot decompress '%s' (%s): %s; the file is damaged or truncated" % (source, compression, exc))
-
-
-def compression_of(path):
-    if path.endswith(ENCRYPTED_SUFFIX):
-        path = path[:-len(ENCRYPTED_SUFFIX)]
-    for name, suffix in COMPRESSION_SUFFIX.items():
-        if suffix and path.endswith(suffix):
-            return name
-    return "none"
-
-
-# --- encryption (age) -------------------------------------------------------
-# The bot host encrypts to public recipients only; the private key is needed at
-# restore time and never has to live on the bot host.
-
-def _age():
-    path = shutil.which("age")
-    if not path:
-        raise BackupError("encryption needs the 'age' tool on the managed host (Debian: age); install it or "
-                          "leave encryption off")
-    return path
-
-
-def _age_error(proc):
-    """age's own error line (it adds advice lines after it)."""
-    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("age: error:")]
-    return (errors or lines or ["exit status %d" % proc.returncode])[0]
-
-
-def encrypt_file(source, dest, recipients):
-    """Encrypt ``source`` to ``dest`` for the age ``recipients`` (public keys)."""
-    argv = [_age(), "--encrypt", "--output", dest]
-    for recipient in recipients:
-        argv += ["--recipient", recipient]
-    proc = subprocess.run(argv + [source], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BackupError("encryption with age failed: %s; check the recipients (public keys that start "
-                          "with age1)" % _age_error(proc))
-
-
-def decrypt_file(source, dest, identity):
-    """Decrypt ``source`` to ``dest`` with the private key file ``identity``."""
-    if not identity:
-        raise BackupError("backup '%s' is encrypted; give the private key file (decrypt_identity) of one of its "
-                          "recipients" % source)
-    if not os.path.isfile(identity):
-        raise BackupError("decryption key file '%s' does not exist" % identity)
-    proc = subprocess.run([_age(), "--decrypt", "--identity", identity, "--output", dest, source],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        error = _age_error(proc)
-        if "no identity matched" in error:
-            raise BackupError("cannot decrypt '%s' with the key in '%s': it is not the private key of any recipient "
-                              "of this backup; use the key that matches the manifest's recipients" % (source, identity))
-        raise BackupError("cannot decrypt '%s': %s; the file is damaged or the key file is wrong" % (source, error))
-
-
-def is_encrypted(path, manifest):
-    return bool((manifest or {}).get("encryption")) or path.endswith(ENCRYPTED_SUFFIX)
-
-
-def decrypt_verified(source, dest, identity, manifest):
-    """Decrypt ``source`` to ``dest`` and check the plaintext against the manifest."""
-    decrypt_file(source, dest, identity)
-    expected = ((manifest or {}).get("encryption") or {}).get("plaintext_sha256")
-    if expected and sha256_file(dest) != expected:
-        raise BackupError("backup '%s' decrypted to content that does not match the manifest's plaintext sha256; "
-                          "the backup is damaged" % source)
-
-
-# --- lock -----------------------------------------------------------------
-
-class DatabaseLock:
-    """An exclusive lock per database, so two backups of one database never overlap.
-
-    The lock file lives in /run/lock/botops (or, for a user who may not write
-    there, the temp dir), named after the database; ``timeout`` seconds are waited
-    for, then a clear error.
-    """
-
-    def __init__(self, key, timeout):
-        self.key = key
-        self.timeout = timeout
-        self.name = "botops-%s.lock" % hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-        self.path = os.path.join(LOCK_DIR, self.name)
-        self.handle = None
-
-    def _open(self):
-        try:
-            os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-            return open(self.path, "a")
-        except OSError:
-            self.path = os.path.join(tempfile.gettempdir(), self.name)
-            return open(self.path, "a")
+                publish(temp, final)
+                entries.append(entry)
+            self._temps.remove(temp)
+        manifest = new_manifest(self.engine, self.database, self.created, bot=self.params["bot"])
+        manifest.update(fields, files=entries)
+        if manifest.get("verified"):
+            manifest["verified"] = dict(manifest["verified"], at=iso(utc_now()))
+        write_manifest(manifest_path(self.final), manifest)
+        self._attributes(manifest_path(self.final), "0600")
+        return entries
 
     def __enter__(self):
-        self.handle = self._open()
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self.handle.close()
-                    raise BackupError("another backup of '%s' is still running (lock %s held for more than %d s); "
-                                      "wait for it to finish or raise lock_timeout" % (self.key, self.path, self.timeout))
-                time.sleep(0.2)
+        return self
 
     def __exit__(self, *exc):
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        for path in self._temps:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                remove_quietly(path)
+        self._temps = []
 
-
-# --- manifest -------------------------------------------------------------
-
-def new_manifest(engine, database, created_at, bot=None):
-    return {
-        "format_version": MANIFEST_FORMAT,
-        "engine": engine,
-        "host": socket.getfqdn(),
-        "bot": bot,
-        "database": database,
-        "created_at": iso(created_at),
-        "files": [],
-        "compression": "none",
-        "encryption": None,
-        "uncompressed_size": None,
-        "tables": {},
-        "schema_hash": None,
-        "verified": None,
-        "source": {},
-        "tool": {"collection": "botops.runbook", "version": COLLECTION_VERSION},
-    }
-
-
-def write_text_atomically(path, text, mode):
-    """Replace ``path`` with ``text`` (temp file beside it, fsync, rename): readers
-    see the old file or the new one, never a part."""
-    temp = temp_path(path)
-    try:
-        with open(temp, "w") as handle:
-            handle.write(text)
-        os.chmod(temp, mode)
-        publish(temp, path)
-    except BaseException:
-        remove_quietly(temp)
-        raise
-
-
-def write_manifest(path, manifest, mode=0o600):
-    """Write the manifest atomically: it marks the set complete."""
-    write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode)
-
-
-def read_manifest(path):
-    """Load and sanity-check a manifest; BackupError says what is wrong with it."""
-    try:
-        with open(path) as handle:
-            manifest = json.load(handle)
-    except FileNotFoundError:
-        raise BackupError("manifest '%s' is missing; a backup without a manifest is unfinished or foreign, "
-                          "and cannot be verified" % path)
-    except ValueError as exc:
-        raise BackupError("manifest '%s' is not valid JSON (%s); the backup set is damaged" % (path, exc))
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list) or not manifest["files"]:
-        raise BackupError("manifest '%s' lists no files; the backup set is damaged" % path)
-    version = manifest.get("format_version")
-    if version != MANIFEST_FORMAT:
-        raise BackupError("manifest '%s' has format_version %r; this collection reads format %d"
-                          % (path, version, MANIFEST_FORMAT))
-    return manifest
-
-
-def manifest_for_restore(data_path, manifest_file=None, required=True):
-    """The manifest of a backup about to be restored: required (BackupError when it
-    is missing or damaged), or read when present; None when optional and absent."""
-    path = manifest_file or manifest_path(data_path)
-    if required or os.path.exists(path):
-        return read_manifest(path)
-    return None
-
-
-def verify_against_manifest(data_path, manifest):
-    """The data file's size and sha256 match its manifest entry, or BackupError."""
-    name = os.path.basename(data_path)
-    entries = [entry for entry in manifest["files"] if entry.get("name") == name]
-    if not entries:
-        raise BackupError("manifest does not list '%s'; the file and manifest do not belong together" % name)
-    entry = entries[0]
-    size = os.path.getsize(data_path)
-    if size != entry.get("size"):
-        raise BackupError("backup '%s' is %d bytes but its manifest says %s: the file is truncated or was changed"
-                          % (data_path, size, entry.get("size")))
-    checksum = sha256_file(data_path)
-    if checksum != entry.get("sha256"):
-        raise BackupError("backup '%s' does not match its manifest's sha256 (%s, manifest %s): the file is "
-                          "damaged or was changed" % (data_path, checksum, entry.get("sha256")))
-    return checksum

@@ -11,12 +11,8 @@ checksum that does not match, and leftover temporary files of killed runs.
 import datetime
 import os
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    MANIFEST_SUFFIX,
-    BackupError,
-    read_manifest,
-    sha256_file,
-)
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import MANIFEST_SUFFIX, read_manifest
 
 
 def parse_time(text):

@@ -16,11 +16,8 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    HashingWriter,
-    decompress_to,
-    open_compressor,
-)
+from ansible_collections.botops.runbook.plugins.module_utils._files import HashingWriter
+from ansible_collections.botops.runbook.plugins.module_utils._streams import decompress_to, open_compressor
 
 try:
     import psycopg2

@@ -8,10 +8,13 @@ failure is raised as :class:`SqliteError` with a message that names the action,
 the file and the cause, ready for ``fail_json``.
 """
 
+import errno
 import hashlib
 import os
 import sqlite3
 from urllib.parse import quote
+
+from ansible_collections.botops.runbook.plugins.module_utils._files import describe_os_error
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -152,3 +155,25 @@ def facts(conn, path, with_rows=True):
     if with_rows:
         result["tables"] = row_counts(conn)
     return result
+
+
+def describe_failure(exc, action, path):
+    """The operator's sentence for a failure of SQLite or of the file system while
+    ``action`` wrote ``path``."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc, action, path)
+    if "disk is full" in str(exc):  # SQLite's word for ENOSPC while writing
+        return describe_os_error(OSError(errno.ENOSPC, str(exc)), action, path)
+    return "%s failed: %s; nothing was kept under '%s'" % (action, describe_error(exc), path)
+
+
+def check_copy(path, quick):
+    """A backup copy checked (quick_check or integrity_check) read-only, memory-mapped:
+    (ok, problems, facts), facts only when it is sound."""
+    conn = sqlite3.connect("file:%s?mode=ro" % quote(path), uri=True)
+    try:
+        tune_for_scan(conn)
+        ok, problems = integrity_check(conn, quick=quick)
+        return ok, problems, facts(conn, path) if ok else {}
+    finally:
+        conn.close()

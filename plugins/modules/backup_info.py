@@ -116,7 +116,7 @@ total_size:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupError
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
 from ansible_collections.botops.runbook.plugins.module_utils._catalog import public, scan
 from ansible_collections.botops.runbook.plugins.module_utils._retention import RetentionError, parse_duration
 

@@ -139,7 +139,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupError
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
 from ansible_collections.botops.runbook.plugins.module_utils._catalog import scan
 from ansible_collections.botops.runbook.plugins.module_utils._retention import (
     RetentionError,

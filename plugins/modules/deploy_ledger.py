@@ -114,7 +114,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.botops.runbook.plugins.module_utils import _backupset
+from ansible_collections.botops.runbook.plugins.module_utils import _files
 
 
 class LedgerError(Exception):
@@ -198,7 +198,7 @@ def main():
             if not module.check_mode:
                 mode = int(module.params["mode"], 8) if isinstance(module.params["mode"], str) else module.params["mode"]
                 try:
-                    _backupset.write_text_atomically(
+                    _files.write_text_atomically(
                         path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries), mode)
                 except OSError as exc:
                     module.fail_json(msg="Cannot write the deploy ledger %s: %s; the previous ledger is unchanged"

@@ -205,29 +205,13 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    HAS_ZSTANDARD,
-    COMPRESSION_SUFFIX,
-    ENCRYPTED_SUFFIX,
-    BackupError,
-    DatabaseLock,
-    auto_destination,
-    backup_name,
-    check_destination_dir,
-    decompress_to,
-    describe_os_error,
-    encrypt_file,
-    fsync_dir,
-    iso,
-    manifest_path,
-    new_manifest,
-    publish,
-    remove_quietly,
-    require_compression,
-    sha256_file,
-    temp_path,
-    utc_now,
-    write_manifest,
+    DESTINATION_RULES,
+    BackupSetWriter,
+    backup_destination_argument_spec,
+    resolve_compression,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, describe_os_error
+from ansible_collections.botops.runbook.plugins.module_utils._streams import decompress_to
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     LibpqEnvironment,
     PostgresError,
@@ -330,56 +314,23 @@ def verify_restore(module, params, env, path, fmt, compression, expected):
         raise BackupError("dump '%s' restored with other row counts than its snapshot: %s" % (path, differ))
 
 
-def seal(path, final, recipients, temps):
-    """Encrypt ``path`` into a new temp beside ``final``; the plaintext temp goes."""
-    sealed = temp_path(final)
-    temps.append(sealed)
-    encrypt_file(path, sealed, recipients)
-    remove_quietly(path)
-    temps.remove(path)
-    return sealed
-
-
-def dir_files(path):
-    files = []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
-        files.append({"name": "%s/%s" % (os.path.basename(path.rstrip("/")), name),
-                      "size": os.path.getsize(full), "sha256": sha256_file(full)})
-    return files
-
-
-def resolve_compression(params):
+def dump_compression(params):
+    """The compression of the dump: pg_dump's own gzip for a directory dump."""
     compression = params["compression"]
     if params["format"] == "directory":
         if compression == "zstd":
             raise BackupError("format=directory cannot use zstd: pg_dump 15 compresses directory dumps with gzip "
                               "only; use compression=gzip (or auto), or format=custom for zstd")
         return "none" if compression == "none" else "gzip"
-    if compression == "auto":
-        return "zstd" if HAS_ZSTANDARD else "gzip"
-    require_compression(compression)
-    return compression
-
-
-def final_path(params):
-    """(path, created_at) of the backup."""
-    if params["dest"]:
-        return params["dest"], utc_now()
-    return auto_destination(params["dest_dir"], params["db"], EXTENSIONS[params["format"]],
-                            "none" if params["format"] == "directory" else params["_compression"],
-                            encrypted=bool(params["encrypt_to"]))
+    return resolve_compression(compression)
 
 
 def main():
     argument_spec = connection_argument_spec()
+    argument_spec.update(backup_destination_argument_spec())
     argument_spec.update(
-        dest=dict(type="path"),
-        dest_dir=dict(type="path"),
         format=dict(type="str", choices=["custom", "directory", "plain"], default="custom"),
         jobs=dict(type="int", default=1),
-        compression=dict(type="str", choices=["auto", "none", "gzip", "zstd"], default="auto"),
-        compression_level=dict(type="int"),
         globals=dict(type="bool", default=False),
         tables=dict(type="list", elements="str", default=[]),
         exclude_tables=dict(type="list", elements="str", default=[]),
@@ -387,17 +338,8 @@ def main():
         exclude_schemas=dict(type="list", elements="str", default=[]),
         row_counts=dict(type="str", choices=["estimate", "exact"], default="estimate"),
         verify=dict(type="str", choices=["list", "restore"], default="list"),
-        encrypt_to=dict(type="list", elements="str", default=[]),
-        lock_timeout=dict(type="int", default=300),
-        bot=dict(type="str"),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=[("dest", "dest_dir")],
-        required_one_of=[("dest", "dest_dir")],
-        add_file_common_args=True,
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **DESTINATION_RULES)
     require_psycopg2(module)
     params = module.params
     started = time.monotonic()
@@ -409,28 +351,28 @@ def main():
             raise BackupError("encrypt_to needs format=custom or plain: a directory dump is many files")
         if params["jobs"] > 1 and fmt != "directory":
             raise BackupError("jobs=%d needs format=directory: only directory dumps run in parallel" % params["jobs"])
-        compression = resolve_compression(params)
-        params["_compression"] = compression
-        pg_dump = find_binary(module, "pg_dump")
-        pg_restore = find_binary(module, "pg_restore")
+        compression = dump_compression(params)
         conn = connect(params, autocommit=False)
-        dump_version = check_client_not_older(module, pg_dump, conn)
+        dump_version = check_client_not_older(module, find_binary(module, "pg_dump"), conn)
         size = database_size(conn, params["db"])
-        final, created = final_path(params)
-        check_destination_dir(os.path.dirname(os.path.abspath(final)), size)
-        result.update(changed=True, dest=final, manifest=manifest_path(final), database_size=size,
-                      server_version=server_version_string(conn), pg_dump_version=dump_version,
-                      compression=compression, format=fmt)
-        conn.rollback()
-        if module.check_mode:
-            result["elapsed"] = round(time.monotonic() - started, 3)
-            module.exit_json(**result)
+        with BackupSetWriter(module, "postgresql", params["db"], params["db"], EXTENSIONS[fmt],
+                             "none" if fmt == "directory" else compression) as backup:
+            backup.check_space(size)
+            result.update(changed=True, dest=backup.predict(), database_size=size,
+                          server_version=server_version_string(conn), pg_dump_version=dump_version,
+                          compression=compression, format=fmt)
+            result["manifest"] = backup.manifest_for(result["dest"])
+            conn.rollback()
+            if module.check_mode:
+                result["elapsed"] = round(time.monotonic() - started, 3)
+                module.exit_json(**result)
 
-        key = "postgresql://%s:%d/%s" % (params["login_unix_socket"] or params["login_host"], params["login_port"],
-                                         params["db"])
-        with DatabaseLock(key, params["lock_timeout"]), LibpqEnvironment(params) as env:
-            result.update(take_backup(module, params, conn, env, final, fmt, compression, pg_dump, pg_restore,
-                                      created, result))
+            key = "postgresql://%s:%d/%s" % (params["login_unix_socket"] or params["login_host"],
+                                             params["login_port"], params["db"])
+            with backup.lock(key), LibpqEnvironment(params) as env:
+                result["dest"] = backup.reserve()
+                result["manifest"] = backup.manifest_for(backup.final)
+                result.update(take_backup(backup, module, conn, env, compression, result))
     except (PostgresError, BackupError) as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:
@@ -443,124 +385,65 @@ def main():
     module.exit_json(**result)
 
 
-def take_backup(module, params, conn, env, final, fmt, compression, pg_dump, pg_restore, created, facts):
-    """Snapshot, dump, verify, publish, manifest. Nothing partial survives."""
-    temps = []
-    try:
-        # One exported snapshot: the counts and the dump see the same data.
-        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_export_snapshot()")
-            snapshot = cur.fetchone()[0]
-        exact = params["row_counts"] == "exact" or params["verify"] == "restore"
-        tables = table_row_counts(conn, exact=exact)
+def dump(backup, module, conn, env, compression):
+    """pg_dump from one exported snapshot and the row counts of that snapshot:
+    (temporary file or directory, its size and sha256 or None, tables, exact, argv)."""
+    params = module.params
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_export_snapshot()")
+        snapshot = cur.fetchone()[0]
+    exact = params["row_counts"] == "exact" or params["verify"] == "restore"
+    tables = table_row_counts(conn, exact=exact)
+    argv = [find_binary(module, "pg_dump"), "--format=%s" % params["format"], "--snapshot=%s" % snapshot]
+    argv += selection_args(params)
+    dump_env, what = dict(env, PGDATABASE=params["db"]), "pg_dump of %s" % describe_target(params)
+    if params["format"] == "directory":
+        out, size, checksum = backup.temp_dir(), None, None  # pg_dump creates the directory itself
+        level = 0 if compression == "none" else params["compression_level"] or 6
+        run_checked(argv + ["--jobs=%d" % params["jobs"], "--compress=%d" % level, "--file=%s" % out], dump_env, what)
+    else:
+        if params["format"] == "custom":
+            argv.append("--compress=0")  # compressed on the way to disk instead
+        out = backup.temp()
+        size, checksum = stream_dump(argv, dump_env, out, compression, params["compression_level"], what)
+    conn.rollback()  # the snapshot was needed only while pg_dump started and read
+    return out, size, checksum, tables, exact, argv
 
-        argv = [pg_dump, "--format=%s" % fmt, "--snapshot=%s" % snapshot] + selection_args(params)
-        dump_env = dict(env, PGDATABASE=params["db"])
-        if fmt == "directory":
-            out = tempfile.mkdtemp(prefix=".%s." % os.path.basename(final), suffix=".tmp",
-                                   dir=os.path.dirname(os.path.abspath(final)))
-            temps.append(out)
-            os.rmdir(out)  # pg_dump creates the directory itself
-            level = 0 if compression == "none" else params["compression_level"] or 6
-            argv += ["--jobs=%d" % params["jobs"], "--compress=%d" % level, "--file=%s" % out]
-            run_checked(argv, dump_env, "pg_dump of %s" % describe_target(params))
-            files, checksum = None, None
-        else:
-            if fmt == "custom":
-                argv.append("--compress=0")  # compressed on the way to disk instead
-            out = temp_path(final)
-            temps.append(out)
-            size, checksum = stream_dump(argv, dump_env, out, compression, params["compression_level"],
-                                         "pg_dump of %s" % describe_target(params))
-            files = [{"name": os.path.basename(final), "size": size, "sha256": checksum}]
-        conn.rollback()  # the snapshot was needed only while pg_dump started and read
 
-        listing = verify_list(pg_restore, env, out, fmt, compression)
-        tables = tables_in_dump(tables, listing, params)
-        if params["verify"] == "restore":
-            verify_restore(module, params, env, out, fmt, compression, tables)
+def add_globals(backup, module, env, compression):
+    """Roles and tablespaces (pg_dumpall --globals-only) as a file of the set."""
+    final = backup.beside(".globals.sql", compression)
+    temp = backup.temp(final)
+    size, checksum = stream_dump([find_binary(module, "pg_dumpall"), "--globals-only"], env, temp, compression,
+                                 module.params["compression_level"], "pg_dumpall --globals-only")
+    temp, sealed = backup.seal(temp, final, size, checksum)
+    backup.add(temp, final, **({} if sealed else {"size": size, "sha256": checksum}))
 
-        encryption = None
-        if params["encrypt_to"]:
-            plain_size, plain_sha256 = files[0]["size"], files[0]["sha256"]
-            out = seal(out, final, params["encrypt_to"], temps)
-            checksum = sha256_file(out)
-            files = [{"name": os.path.basename(final), "size": os.path.getsize(out), "sha256": checksum}]
-            encryption = {"tool": "age", "recipients": params["encrypt_to"], "plaintext_size": plain_size,
-                          "plaintext_sha256": plain_sha256}
 
-        globals_entry, globals_temp = None, None
-        if params["globals"]:
-            globals_compression = "none" if fmt == "directory" else compression
-            if params["dest_dir"]:
-                globals_name = os.path.join(params["dest_dir"], backup_name(params["db"], created, ".globals.sql",
-                                                                            globals_compression))
-            else:
-                globals_name = final + ".globals.sql" + COMPRESSION_SUFFIX[globals_compression]
-            globals_temp = temp_path(globals_name)
-            temps.append(globals_temp)
-            gsize, gsum = stream_dump([find_binary(module, "pg_dumpall"), "--globals-only"], env, globals_temp,
-                                      globals_compression, params["compression_level"], "pg_dumpall --globals-only")
-            if params["encrypt_to"]:
-                globals_name += ENCRYPTED_SUFFIX
-                globals_temp = seal(globals_temp, globals_name, params["encrypt_to"], temps)
-                gsize, gsum = os.path.getsize(globals_temp), sha256_file(globals_temp)
-            globals_entry = {"name": os.path.basename(globals_name), "size": gsize, "sha256": gsum}
-
-        file_args = module.load_file_common_arguments(params, path=out)
-        file_args["mode"] = params["mode"] if params["mode"] is not None else ("0700" if fmt == "directory" else "0600")
-        module.set_fs_attributes_if_different(file_args, False)
-        if fmt == "directory":
-            for name in os.listdir(out):
-                os.chmod(os.path.join(out, name), 0o600)
-        remove_quietly(manifest_path(final))
-        if fmt == "directory":
-            if os.path.isdir(final):
-                shutil.rmtree(final)
-            os.rename(out, final)
-            fsync_dir(os.path.dirname(os.path.abspath(final)))
-            files = dir_files(final)
-        else:
-            publish(out, final)
-        temps.remove(out)
-        if globals_entry:
-            os.chmod(globals_temp, 0o600)
-            publish(globals_temp, os.path.join(os.path.dirname(final), globals_entry["name"]))
-            temps.remove(globals_temp)
-            files.append(globals_entry)
-
-        manifest = new_manifest("postgresql", params["db"], created, bot=params["bot"])
-        manifest.update({
-            "files": files,
-            "compression": compression,
-            "encryption": encryption,
-            "tables": tables,
-            "row_counts": "exact" if exact else "estimate",
-            "verified": {"method": "restore" if params["verify"] == "restore" else "pg_restore --list"
-                         if fmt != "plain" else "completion marker", "ok": True, "at": iso(utc_now())},
-            "source": {
-                "format": fmt,
-                "server_version": facts["server_version"],
-                "pg_dump_version": facts["pg_dump_version"],
-                "database_size": facts["database_size"],
+def take_backup(backup, module, conn, env, compression, facts):
+    """Snapshot, dump, verify, seal, publish, manifest. Nothing partial survives."""
+    params, fmt = module.params, module.params["format"]
+    out, size, checksum, tables, exact, argv = dump(backup, module, conn, env, compression)
+    listing = verify_list(find_binary(module, "pg_restore"), env, out, fmt, compression)
+    tables = tables_in_dump(tables, listing, params)
+    if params["verify"] == "restore":
+        verify_restore(module, params, env, out, fmt, compression, tables)
+    out, encryption = backup.seal(out, plain_size=size, plain_sha256=checksum)
+    entry = backup.add(out, **({} if encryption or size is None else {"size": size, "sha256": checksum}))
+    if params["globals"]:
+        add_globals(backup, module, env, "none" if fmt == "directory" else compression)
+    files = backup.commit(
+        compression=compression, encryption=encryption, tables=tables, row_counts="exact" if exact else "estimate",
+        verified={"method": "restore" if params["verify"] == "restore" else "pg_restore --list"
+                  if fmt != "plain" else "completion marker", "ok": True},
+        source={"format": fmt, "server_version": facts["server_version"], "pg_dump_version": facts["pg_dump_version"],
+                "database_size": facts["database_size"], "port": params["login_port"],
                 "host": params["login_host"] or params["login_unix_socket"] or "local",
-                "port": params["login_port"],
-                "selection": {k: params[k] for k in ("tables", "exclude_tables", "schemas", "exclude_schemas")},
-            },
-        })
-        write_manifest(manifest_path(final), manifest)
-        module.set_fs_attributes_if_different(dict(file_args, path=manifest_path(final), mode="0600"
-                                                   if params["mode"] is None else params["mode"]), False)
-        return {"files": files, "size": sum(f["size"] for f in files), "checksum": checksum, "tables": tables,
-                "verified": {"method": params["verify"], "ok": True},
-                "cmd": [os.path.basename(argv[0])] + argv[1:]}
-    finally:
-        for path in temps:
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                remove_quietly(path)
+                "selection": {k: params[k] for k in ("tables", "exclude_tables", "schemas", "exclude_schemas")}})
+    return {"files": files, "size": sum(f["size"] for f in files), "checksum": entry["sha256"] if entry else None,
+            "tables": tables, "verified": {"method": params["verify"], "ok": True},
+            "cmd": [os.path.basename(argv[0])] + argv[1:]}
 
 
 if __name__ == "__main__":

@@ -185,19 +185,19 @@ from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+from ansible_collections.botops.runbook.plugins.module_utils._age import decrypt_verified, is_encrypted
+from ansible_collections.botops.runbook.plugins.module_utils._files import (
     BackupError,
-    compression_of,
-    decompress_to,
-    decrypt_verified,
-    is_encrypted,
-    manifest_for_restore,
+    describe_os_error,
     remove_quietly,
     temp_path,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
+    manifest_for_restore,
     utc_now,
-    describe_os_error,
     verify_against_manifest,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._streams import compression_of, decompress_to
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     LibpqEnvironment,
     PostgresError,

@@ -184,44 +184,26 @@ elapsed:
   sample: 1.7
 """
 
-import errno
-import hashlib
 import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    HAS_ZSTANDARD,
-    BackupError,
-    DatabaseLock,
-    HashingWriter,
-    auto_destination,
-    check_destination_dir,
-    compress_file,
-    describe_os_error,
-    encrypt_file,
-    iso,
-    manifest_path,
-    new_manifest,
-    publish,
-    remove_quietly,
-    require_compression,
-    sha256_file,
-    temp_path,
-    utc_now,
-    write_manifest,
+    DESTINATION_RULES,
+    BackupSetWriter,
+    backup_destination_argument_spec,
+    resolve_compression,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     SqliteError,
+    check_copy,
     connect,
     describe_error,
-    facts,
-    integrity_check,
-    tune_for_scan,
+    describe_failure,
 )
 
 # Rough one-step copy speed, for the warning about blocked writers in delete mode.
@@ -277,158 +259,56 @@ def make_standalone(copy_path):
         conn.close()
 
 
-def flush_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def verify_copy(copy_path, quick):
-    """Integrity check and facts of the copy: (ok, problems, facts)."""
-    conn = sqlite3.connect("file:%s?mode=ro" % quote(copy_path), uri=True)
-    try:
-        tune_for_scan(conn)
-        ok, problems = integrity_check(conn, quick=quick)
-        return ok, problems, facts(conn, copy_path) if ok else {}
-    finally:
-        conn.close()
-
-
-def store(copy, final, compression, level, pool):
-    """(file to publish, its size, its sha256, the copy's sha256). Uncompressed,
-    the copy itself is published: it is hashed and flushed to disk in ``pool``
-    while it is verified. Compressed, the copy is hashed in the compression's read."""
-    if compression == "none":
-        flushed = pool.submit(flush_file, copy)
-        checksum = sha256_file(copy)
-        flushed.result()
-        return copy, os.path.getsize(copy), checksum, checksum
-    out = temp_path(final)
-    plain = hashlib.sha256()
-    try:
-        with open(out, "wb") as handle:
-            sink = HashingWriter(handle)
-            compress_file(copy, sink, compression, level, digest=plain)
-    except BaseException:
-        remove_quietly(out)
-        raise
-    return out, sink.size, sink.sha256, plain.hexdigest()
-
-
-def take_backup(module, src, final, params, compression, source, created_at):
-    """Snapshot; verify while compressing; publish; then the manifest. Nothing partial survives."""
-    copy = out = None
-    check_name = params["verify"]
-    try:
-        copy = temp_path(final)
-        snapshot(src, copy, params["method"])
-        make_standalone(copy)
-        uncompressed_size = os.path.getsize(copy)
-        # The check runs beside the hashing and the compression (or the flush to
-        # disk): SQLite, hashlib, zstandard and fsync release the GIL while they work.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            verified = pool.submit(verify_copy, copy, check_name == "quick_check")
-            out, size, checksum, uncompressed_sha256 = store(copy, final, compression, params["compression_level"],
-                                                             pool)
-            ok, problems, copy_facts = verified.result()
-        if out == copy:
-            copy = None
-        if not ok:
-            raise BackupError("backup of '%s' failed its %s (%s); nothing was kept under '%s'"
-                              % (params["path"], check_name, "; ".join(problems[:3]), final))
-        remove_quietly(copy)
-        copy = None
-        encryption = None
-        if params["encrypt_to"]:
-            sealed = temp_path(final)
-            try:
-                encrypt_file(out, sealed, params["encrypt_to"])
-            except BaseException:
-                remove_quietly(sealed)
-                raise
-            encryption = {"tool": "age", "recipients": params["encrypt_to"], "plaintext_size": size,
-                          "plaintext_sha256": checksum}
-            remove_quietly(out)
-            out = sealed
-            size, checksum = os.path.getsize(out), sha256_file(out)
-
-        file_args = module.load_file_common_arguments(params, path=out)
-        file_args["mode"] = params["mode"] if params["mode"] is not None else "0600"
-        module.set_fs_attributes_if_different(file_args, False)
-        # A replaced backup loses its old manifest first: a crash in between leaves
-        # a set without a manifest (unfinished), never a manifest that lies.
-        remove_quietly(manifest_path(final))
-        publish(out, final)
-        out = None
-
-        manifest = new_manifest("sqlite", os.path.splitext(os.path.basename(params["path"]))[0], created_at,
-                                bot=params["bot"])
-        manifest.update({
-            "files": [{"name": os.path.basename(final), "size": size, "sha256": checksum}],
-            "compression": compression,
-            "encryption": encryption,
-            "uncompressed_size": uncompressed_size,
-            "uncompressed_sha256": uncompressed_sha256,
-            "tables": copy_facts["tables"],
-            "schema_hash": copy_facts["schema_hash"],
-            "verified": {"method": check_name, "ok": True, "at": iso(utc_now())},
-            "source": {
-                "path": params["path"],
-                "size": source["size"],
-                "sqlite_version": copy_facts["sqlite_version"],
-                "page_size": copy_facts["page_size"],
-                "journal_mode": source["journal_mode"],
-                "method": params["method"],
-            },
-        })
-        write_manifest(manifest_path(final), manifest)
-        module.set_fs_attributes_if_different(dict(file_args, path=manifest_path(final)), False)
-        return {"size": size, "checksum": checksum, "uncompressed_size": uncompressed_size,
-                "tables": copy_facts["tables"], "integrity": "ok"}
-    except OSError as exc:
-        raise BackupError(describe_os_error(exc, "backup of '%s'" % params["path"], final))
-    except sqlite3.Error as exc:
-        if "disk is full" in str(exc):  # SQLite's word for ENOSPC while writing the copy
-            raise BackupError(describe_os_error(OSError(errno.ENOSPC, str(exc)), "backup of '%s'" % params["path"], final))
-        raise BackupError("backup of '%s' failed: %s; nothing was kept under '%s'"
-                          % (params["path"], describe_error(exc), final))
-    finally:
-        remove_quietly(copy, out)
+def take_backup(backup, src, params, compression, source):
+    """Snapshot; verify while compressing; seal; publish; then the manifest."""
+    copy = backup.temp()
+    snapshot(src, copy, params["method"])
+    make_standalone(copy)
+    # The check runs beside the hashing and the compression (or the flush to
+    # disk): SQLite, hashlib, zstandard and fsync release the GIL while they work.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        verified = pool.submit(check_copy, copy, params["verify"] == "quick_check")
+        out, size, checksum, plain_sha256 = backup.store(copy, compression, pool)
+        ok, problems, copy_facts = verified.result()
+    if not ok:
+        raise BackupError("backup of '%s' failed its %s (%s); nothing was kept under '%s'"
+                          % (params["path"], params["verify"], "; ".join(problems[:3]), backup.final))
+    uncompressed_size = os.path.getsize(copy)
+    if out != copy:
+        backup.discard(copy)
+    out, encryption = backup.seal(out, plain_size=size, plain_sha256=checksum)
+    entry = backup.add(out, **({} if encryption else {"size": size, "sha256": checksum}))
+    backup.commit(
+        compression=compression, encryption=encryption, uncompressed_size=uncompressed_size,
+        uncompressed_sha256=plain_sha256, tables=copy_facts["tables"], schema_hash=copy_facts["schema_hash"],
+        verified={"method": params["verify"], "ok": True},
+        source={"path": params["path"], "size": source["size"], "sqlite_version": copy_facts["sqlite_version"],
+                "page_size": copy_facts["page_size"], "journal_mode": source["journal_mode"],
+                "method": params["method"]})
+    return {"size": entry["size"], "checksum": entry["sha256"], "uncompressed_size": uncompressed_size,
+            "tables": copy_facts["tables"], "integrity": "ok"}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            dest=dict(type="path"),
-            dest_dir=dict(type="path"),
             method=dict(type="str", choices=["backup", "vacuum_into"], default="backup"),
-            compression=dict(type="str", choices=["auto", "none", "gzip", "zstd"], default="auto"),
-            compression_level=dict(type="int"),
             verify=dict(type="str", choices=["integrity_check", "quick_check"], default="quick_check"),
             journal_mode=dict(type="str", choices=["wal"]),
             busy_timeout=dict(type="int", default=10000),
-            encrypt_to=dict(type="list", elements="str", default=[]),
-            lock_timeout=dict(type="int", default=300),
-            bot=dict(type="str"),
+            **backup_destination_argument_spec()
         ),
-        mutually_exclusive=[("dest", "dest_dir")],
-        required_one_of=[("dest", "dest_dir")],
-        add_file_common_args=True,
         supports_check_mode=True,
+        **DESTINATION_RULES
     )
     params = module.params
     path = params["path"]
     started = time.monotonic()
-    compression = params["compression"]
-    if compression == "auto":
-        compression = "zstd" if HAS_ZSTANDARD else "gzip"
-
+    stem, ext = os.path.splitext(os.path.basename(path))
     src = None
     try:
-        require_compression(compression)
+        compression = resolve_compression(params["compression"])
         src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
         journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0]
         changed_mode = params["journal_mode"] == "wal" and journal_mode != "wal"
@@ -438,29 +318,27 @@ def main():
             src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
         source = {"size": source_size(path), "journal_mode": journal_mode}
 
-        if params["dest"]:
-            final, created = params["dest"], utc_now()
-        else:
-            stem, ext = os.path.splitext(os.path.basename(path))
-            final, created = auto_destination(params["dest_dir"], stem, ext or ".db", compression,
-                                              encrypted=bool(params["encrypt_to"]))
-        # Room for the uncompressed snapshot, plus the compressed file beside it.
-        needed = source["size"] * (1 if compression == "none" else 2)
-        check_destination_dir(os.path.dirname(os.path.abspath(final)), needed)
-
-        result = {"changed": True, "dest": final, "manifest": manifest_path(final), "compression": compression,
-                  "source_size": source["size"], "journal_mode": journal_mode}
-        if module.check_mode:
-            result["elapsed"] = round(time.monotonic() - started, 3)
-            module.exit_json(**result)
-
-        if journal_mode != "wal":
-            module.warn("database '%s' is in rollback-journal (%s) mode: a consistent copy blocks the bot's writes "
-                        "for its whole duration, expected about %.1f s for %d bytes; set journal_mode: wal "
-                        "(sqlite_backup or sqlite_vacuum) so backups never block writers"
-                        % (path, journal_mode, source["size"] / float(EXPECTED_BYTES_PER_SECOND), source["size"]))
-        with DatabaseLock(os.path.realpath(path), params["lock_timeout"]):
-            result.update(take_backup(module, src, final, params, compression, source, created))
+        with BackupSetWriter(module, "sqlite", stem, stem, ext or ".db", compression) as backup:
+            # Room for the uncompressed snapshot, plus the compressed file beside it.
+            backup.check_space(source["size"] * (1 if compression == "none" else 2))
+            result = {"changed": True, "dest": backup.predict(), "compression": compression,
+                      "source_size": source["size"], "journal_mode": journal_mode}
+            result["manifest"] = backup.manifest_for(result["dest"])
+            if module.check_mode:
+                result["elapsed"] = round(time.monotonic() - started, 3)
+                module.exit_json(**result)
+            if journal_mode != "wal":
+                module.warn("database '%s' is in rollback-journal (%s) mode: a consistent copy blocks the bot's "
+                            "writes for its whole duration, expected about %.1f s for %d bytes; set journal_mode: "
+                            "wal (sqlite_backup or sqlite_vacuum) so backups never block writers"
+                            % (path, journal_mode, source["size"] / float(EXPECTED_BYTES_PER_SECOND), source["size"]))
+            with backup.lock(os.path.realpath(path)):
+                result["dest"] = backup.reserve()
+                result["manifest"] = backup.manifest_for(backup.final)
+                try:
+                    result.update(take_backup(backup, src, params, compression, source))
+                except (OSError, sqlite3.Error) as exc:
+                    raise BackupError(describe_failure(exc, "backup of '%s'" % path, backup.final))
     except (SqliteError, BackupError) as exc:
         module.fail_json(msg=str(exc))
     finally:

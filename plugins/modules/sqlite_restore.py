@@ -152,23 +152,23 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+from ansible_collections.botops.runbook.plugins.module_utils._age import decrypt_verified, is_encrypted
+from ansible_collections.botops.runbook.plugins.module_utils._files import (
     BackupError,
     HashingWriter,
-    compression_of,
-    decompress_to,
-    decrypt_verified,
     describe_os_error,
     fsync_dir,
-    is_encrypted,
-    manifest_for_restore,
     publish,
     remove_quietly,
     sha256_file,
     temp_path,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
+    manifest_for_restore,
     utc_now,
     verify_against_manifest,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._streams import compression_of, decompress_to
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     SqliteError,
     check_database_file,

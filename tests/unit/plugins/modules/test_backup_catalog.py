@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     backup_name,
     manifest_path,
     new_manifest,

@@ -14,7 +14,8 @@ import time
 import pytest
 from dbtools import pg_query
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils import _backupset
+from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
 from ansible_collections.botops.runbook.plugins.modules import postgresql_backup
 
 CONTENT_CHECKSUM = """
@@ -198,7 +199,7 @@ def test_pg_dump_error_on_stderr_with_exit_0(run_module, pg_params, backups, tmp
 def test_disk_full_during_dump(run_module, pg_params, small_fs, monkeypatch):
     point = small_fs("256k")
     (point / "earlier.dump").write_bytes(b"earlier")
-    monkeypatch.setattr(postgresql_backup, "check_destination_dir", lambda directory, needed: 0)
+    monkeypatch.setattr(_backupset, "check_destination_dir", lambda directory, needed: 0)
     result = run_module(postgresql_backup, dict(pg_params, dest_dir=str(point), compression="none"))
     assert result["failed"] and "no space left on device" in result["msg"]
     assert os.listdir(point) == ["earlier.dump"]

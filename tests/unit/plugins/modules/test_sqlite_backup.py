@@ -19,8 +19,9 @@ import pytest
 import zstandard
 from dbtools import corrupt_index_page, sqlite_rows
 
-from ansible_collections.botops.runbook.plugins.module_utils import _backupset
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import DatabaseLock, sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils import _backupset, _streams
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
 from ansible_collections.botops.runbook.plugins.modules import sqlite_backup
 
 
@@ -28,7 +29,7 @@ def restored_copy(backup, tmp_path):
     """Decompress a backup to a plain file, as a restore would."""
     target = tmp_path / "restored.db"
     with open(target, "wb") as out:
-        _backupset.decompress_to(str(backup), _backupset.compression_of(str(backup)), out)
+        _streams.decompress_to(str(backup), _streams.compression_of(str(backup)), out)
     return str(target)
 
 
@@ -58,7 +59,7 @@ def test_backup_is_verified_checksummed_and_private(run_module, bot_db, backups,
     result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "compression": compression, "bot": "demo"})
     assert not result["failed"], result.get("msg")
     assert result["changed"] is True
-    assert re.match(r"bot_data_\d{8}T\d{6}Z\.db%s$" % re.escape(_backupset.COMPRESSION_SUFFIX[compression]),
+    assert re.match(r"bot_data_\d{8}T\d{6}Z\.db%s$" % re.escape(_streams.COMPRESSION_SUFFIX[compression]),
                     os.path.basename(result["dest"]))
     assert listing(backups) == sorted([os.path.basename(result["dest"]), os.path.basename(result["manifest"])])
     for name in listing(backups):
@@ -213,7 +214,7 @@ def test_dest_and_dest_dir_are_exclusive(run_module, bot_db, backups):
 
 def test_zstd_without_the_package_is_a_clear_error(run_module, bot_db, backups, monkeypatch):
     # The package is installed here; a host without it is what we simulate.
-    monkeypatch.setattr(_backupset, "HAS_ZSTANDARD", False)
+    monkeypatch.setattr(_streams, "HAS_ZSTANDARD", False)
     result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(backups), "compression": "zstd"})
     assert result["failed"] and "zstandard" in result["msg"] and "compression=gzip" in result["msg"]
     assert listing(backups) == []
@@ -239,7 +240,7 @@ def test_disk_full_during_write_leaves_earlier_backups_and_no_partial_file(run_m
     earlier = target / "bot_data_20260101T000000Z.db"
     earlier.write_bytes(b"earlier backup")
     # Something else fills the disk after the free-space check.
-    monkeypatch.setattr(sqlite_backup, "check_destination_dir", lambda directory, needed: 0)
+    monkeypatch.setattr(_backupset, "check_destination_dir", lambda directory, needed: 0)
     result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(target), "compression": "none"})
     assert result["failed"]
     assert "no space left on device" in result["msg"] and "earlier backups were not touched" in result["msg"]
@@ -311,9 +312,9 @@ def test_compressed_file_damage_is_detected(tmp_path):
             path.write_bytes(zstandard.ZstdCompressor().compress(os.urandom(100000)))
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
-        with pytest.raises(_backupset.BackupError, match="damaged or truncated"):
+        with pytest.raises(BackupError, match="damaged or truncated"):
             with open(tmp_path / "out", "wb") as sink:
-                _backupset.decompress_to(str(path), compression, sink)
+                _streams.decompress_to(str(path), compression, sink)
 
 
 KILLABLE = textwrap.dedent("""

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from dbtools import sqlite_rows
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
 from ansible_collections.botops.runbook.plugins.modules import sqlite_backup, sqlite_restore
 
 pytestmark = pytest.mark.skipif(not shutil.which("age-keygen"), reason="age is installed by scripts/setup.sh")

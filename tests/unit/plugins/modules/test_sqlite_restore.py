@@ -13,7 +13,7 @@ import sys
 import pytest
 from dbtools import sqlite_rows
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
 from ansible_collections.botops.runbook.plugins.modules import sqlite_backup, sqlite_restore
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ansible_collections.botops.runbook.plugins.module_utils._backupset import sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
 from ansible_collections.botops.runbook.plugins.modules import sqlite_vacuum
 
 

@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files a backup writes: private temp files beside their final name, fsync and
+atomic rename, checksums, and operators' sentences for OS errors."""
+
+import errno
+import hashlib
+import os
+import tempfile
+
+CHUNK = 1024 * 1024
+
+
+class BackupError(Exception):
+    """A failure with a message fit for an operator."""
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path(final_path):
+    """A unique, hidden name beside ``final_path`` (same filesystem, so rename is atomic)."""
+    directory, name = os.path.split(final_path)
+    fd, path = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=directory)
+    os.close(fd)  # mkstemp created it 0600; writers reopen it
+    return path
+
+
+def publish(temp, final_path):
+    """fsync ``temp``, rename it over ``final_path``, fsync the directory."""
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, final_path)
+    fsync_dir(os.path.dirname(final_path) or ".")
+
+
+def remove_quietly(*paths):
+    for path in paths:
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def describe_os_error(exc, action, path):
+    """An operator's sentence for the OS errors a backup meets."""
+    if exc.errno == errno.ENOSPC:
+        return ("%s failed: no space left on device writing '%s'; free space or choose another destination "
+                "(earlier backups were not touched)" % (action, path))
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "%s failed: permission denied on '%s'; run as a user that may write there" % (action, path)
+    if exc.errno == errno.EROFS:
+        return "%s failed: '%s' is on a read-only filesystem; choose another destination" % (action, path)
+    return "%s failed on '%s': %s" % (action, path, exc.strerror or exc)
+
+
+def check_destination_dir(directory, needed_bytes):
+    """Fail before writing anything: directory exists, is writable, has room."""
+    if not os.path.isdir(directory):
+        raise BackupError("destination directory '%s' does not exist; create it first (mode 0700)" % directory)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BackupError("destination directory '%s' is not writable by this user" % directory)
+    stat = os.statvfs(directory)
+    free = stat.f_bavail * stat.f_frsize
+    if free < needed_bytes:
+        raise BackupError("not enough free space in '%s': %d bytes free, about %d needed; free space or choose "
+                          "another destination" % (directory, free, needed_bytes))
+    return free
+
+
+class HashingWriter:
+    """File-like sink that counts and hashes what passes through to ``handle``."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, data):
+        self.digest.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def flush(self):
+        self.handle.flush()
+
+    @property
+    def sha256(self):
+        return self.digest.hexdigest()
+
+
+def write_text_atomically(path, text, mode):
+    """Replace ``path`` with ``text`` (temp file beside it, fsync, rename): readers
+    see the old file or the new one, never a part."""
+    temp = temp_path(path)
+    try:
+        with open(temp, "w") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)
+        publish(temp, path)
+    except BaseException:
+        remove_quietly(temp)
+        raise
