@@ -23,7 +23,7 @@ description:
     O(jobs) restores in parallel (see O(jobs)).
   - ANALYZE runs after the restore, at the same time as the exact per-table row counts
     (two sessions), which are compared with the manifest's and returned next to them.
-  - The checksums are proven before C(pg_restore) or C(psql) reads a byte: a dump's
+  - The checksums are proven before C(pg_restore) or C(psql) reads a byte; a dump's
     table of contents is SQL that runs as O(login_user), so a file its manifest does
     not vouch for never gets that far (a recovery pays one read of the file for it).
   - Replaces the runbooks' C(psql < dump.sql) and C(pg_restore -t messages) by hand.

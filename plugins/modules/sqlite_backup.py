@@ -58,13 +58,13 @@ options:
   verify:
     description:
       - How the copy is checked before it is kept; the manifest records which check ran.
-      - C(quick_check) (the default) proves that the copy is a sound database file:
+      - C(quick_check) (the default) proves that the copy is a sound database file -
         every page, every b-tree and the free list, in time linear in its size. A copy
         made by SQLite's backup API is a page-for-page image of a consistent snapshot,
         so this is what a backup must prove, and it keeps a pre-deploy backup (taken
         while the bot is stopped) short.
       - C(integrity_check) also checks every index against its table, which takes
-        several times longer on a large file. The scheduled proofs run it anyway:
+        several times longer on a large file. The scheduled proofs run it anyway -
         M(botops.runbook.sqlite_restore), the C(restore_drill) role and
         C(playbooks/check.yml).
     type: str
