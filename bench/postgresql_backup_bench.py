@@ -216,9 +216,8 @@ def run_shape(bench, shape, size_mb, kinds, repeat, dumps):
         row["restores"] = {}
         for jobs in (1, 2):
             row["restores"][jobs] = bench.restore(row, jobs, repeat)
-            print("  restore %-48s jobs=%d %s s" % (row["name"][:48], jobs,
-                                                     " ".join("%.1f" % t for t in row["restores"][jobs]["runs"])),
-                  flush=True)
+            runs = " ".join("%.1f" % t for t in row["restores"][jobs]["runs"])
+            print("  restore %-48s jobs=%d %s s" % (row["name"][:48], jobs, runs), flush=True)
     for row in rows:
         if os.path.isdir(row["path"]):
             shutil.rmtree(row["path"])
@@ -345,8 +344,8 @@ def write_report(args, shapes, rto):
         "| %s |" % (ours_four["restores"][2]["median"], ours_four["restores"][1]["median"],
                     verdict(ours_four["restores"][2]["median"] < ours_four["restores"][1]["median"])),
         "| one big table: 2 jobs no slower than 1 within the spread of the runs (2-job median at most the slowest "
-        "1-job run) | %.1f s vs %s s | %s |" % (two["median"], "/".join("%.1f" % t for t in one["runs"]),
-                                                 verdict(two["median"] <= max(one["runs"]))),
+        "1-job run) | %.1f s vs %s s | %s |"
+        % (two["median"], "/".join("%.1f" % t for t in one["runs"]), verdict(two["median"] <= max(one["runs"]))),
         "| RTO: 1-job restore of the default dump at most 1.1x a bare pg_restore of pg_dump -Fc, at every size "
         "| %s | %s |" % (", ".join("%.2fx" % r for r in ratios), verdict(all(r <= 1.1 for r in ratios))),
         "",

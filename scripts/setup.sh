@@ -75,7 +75,7 @@ pg_bindir() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/
 
 # Every command of the table exists; else stop, naming each missing one and its package.
 check_commands() {
-  local package commands purpose command path pgbin missing=0
+  local package commands purpose command path pgbin absent=0
   pgbin=$(pg_bindir)
   while IFS='|' read -r package commands purpose; do
     package=${package// /} purpose=${purpose#"${purpose%%[! ]*}"}
@@ -88,11 +88,11 @@ check_commands() {
       esac
       if [[ -z $path || ! -x $path ]]; then
         log "missing command '${command#pg/}' from Debian package $package (needed for $purpose): apt-get install $package"
-        missing=1
+        absent=1
       fi
     done
   done <<<"$requirements"
-  ((missing == 0)) || { log "set-up incomplete: install the packages named above"; exit 1; }
+  ((absent == 0)) || { log "set-up incomplete: install the packages named above"; exit 1; }
   log "every command the project runs is present"
 }
 

@@ -14,6 +14,7 @@ ENCRYPTED_SUFFIX = ".age"
 # The bot host encrypts to public recipients only; the private key is needed at
 # restore time and never has to live on the bot host.
 
+
 def _age():
     path = shutil.which("age")
     if not path:

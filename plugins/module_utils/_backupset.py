@@ -253,4 +253,3 @@ class BackupSetWriter:
             else:
                 remove_quietly(path)
         self._temps = []
-

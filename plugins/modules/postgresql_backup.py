@@ -198,7 +198,6 @@ elapsed:
 import fnmatch
 import os
 import re
-import shutil
 import tempfile
 import time
 
