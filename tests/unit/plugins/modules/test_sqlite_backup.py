@@ -426,3 +426,20 @@ def test_an_unprivileged_user_can_back_up_what_it_may_read(tmp_path):
         assert os.stat(result["dest"]).st_uid == 65534
     finally:
         shutil.rmtree(shared)
+
+
+def test_two_backups_at_once_make_two_sets_each_as_reported(bot_db, backups):
+    """Both runs start together: the name is chosen inside the lock, so each run
+    publishes its own set, and each reports the checksum of the file at its dest."""
+    path = bot_db[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    runs = [subprocess.Popen([sys.executable, "-c", KILLABLE, path, str(backups), "zstd"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for dummy in range(2)]
+    results = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert all(not r.get("failed") for r in results), [r.get("msg") for r in results]
+    assert results[0]["dest"] != results[1]["dest"]
+    for result in results:
+        assert sha256_file(result["dest"]) == result["checksum"]
+        manifest = json.loads(open(result["manifest"]).read())
+        assert manifest["files"][0]["sha256"] == result["checksum"]
+    assert len([n for n in listing(backups) if n.endswith(".manifest.json")]) == 2
