@@ -218,26 +218,14 @@ def run_checked(argv, env, what):
     return proc.stdout
 
 
-class _Tee(object):
-    """Writes to a copy first, then to the tool: the copy is whole up to where the tool stopped."""
-
-    def __init__(self, tool, copy):
-        self.tool, self.copy = tool, copy
-
-    def write(self, data):
-        self.copy.write(data)
-        self.tool.write(data)
-
-
-def pipe_into(argv, env, path, compression, what, copy_to=None):
+def pipe_into(argv, env, path, compression, what):
     """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
-    whole dump in memory); the tool may stop reading early (pg_restore --list).
-    With ``copy_to``, the same decompressed bytes are written there too."""
+    whole dump in memory); the tool may stop reading early (pg_restore --list)."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
                                 stderr=err)
         try:
-            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin)
+            decompress_to(path, compression, proc.stdin)
         except BrokenPipeError:
             pass  # the tool has read what it needs; its exit code says how it went
         except BaseException:
@@ -293,24 +281,15 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         run_checked((parallel if jobs > 1 else serial) + [path], target_env, what)
     elif jobs == 1:
         pipe_into(serial, target_env, path, compression, what)
-    elif "--clean" in options:
-        # --clean drops objects of every section in dependency order: one parallel
-        # run over the whole archive, which pg_restore can only read from a file.
+    else:
+        # pg_restore runs jobs only from a file it can seek in: the dump is
+        # decompressed first, then tables, rows, indexes and constraints all load in
+        # parallel. With several large tables that wins (bench/results); streaming
+        # the rows in one job and only the indexes in parallel did not.
         with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
             decompress_to(path, compression, plain)
             plain.flush()
             run_checked(parallel + [plain.name], target_env, what)
-    else:
-        # Decompressing the whole dump to a file before a parallel restore costs more
-        # than two jobs win (bench/results/postgresql_backup.md). So the tables and
-        # their rows stream in one job straight from the compressed dump, while the
-        # same bytes land in a temp file; then the indexes and constraints, the part
-        # that runs in parallel, come from that file (only its table of contents is read).
-        with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
-            pipe_into(serial + ["--section=pre-data", "--section=data"], target_env, path, compression, what,
-                      copy_to=plain)
-            plain.flush()
-            run_checked(parallel + ["--section=post-data", plain.name], target_env, what)
 
 
 def count_differences(expected, actual):

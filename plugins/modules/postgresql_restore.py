@@ -91,9 +91,21 @@ options:
     elements: str
     default: []
   jobs:
-    description: Parallel restore jobs (custom and directory formats).
+    description:
+      - Parallel restore jobs (custom and directory formats). A compressed custom dump
+        is decompressed to a temporary file first, as C(pg_restore) runs jobs only from
+        a file it can seek in; it pays where a database has several large tables.
     type: int
     default: 1
+  row_counts:
+    description:
+      - C(auto) counts every table exactly (at the same time as ANALYZE) when the
+        manifest's counts are exact, and compares the two for a whole restore; otherwise
+        RV(tables) holds the estimates ANALYZE has just made, which costs no scan of the data.
+      - C(exact) always counts exactly.
+    type: str
+    choices: [auto, exact]
+    default: auto
   decrypt_identity:
     description: Private key file (C(age) identity) for an encrypted dump (C(.age)), read at restore time only.
     type: path
@@ -147,10 +159,15 @@ renamed_to:
   type: str
   sample: clips_pre_restore_20261122T101500Z
 tables:
-  description: Exact row counts per table after the restore.
+  description: Row counts per table after the restore, exact or estimated (see RV(row_counts)).
   returned: success, not in check mode
   type: dict
   sample: {"public.clips": 250}
+row_counts:
+  description: Whether RV(tables) holds C(exact) counts or the C(estimate)s of ANALYZE.
+  returned: always
+  type: str
+  sample: exact
 manifest_tables:
   description: The row counts the manifest recorded.
   returned: when a manifest was read
@@ -240,12 +257,15 @@ class Timings(dict):
             self[name] = round(self.get(name, 0) + time.monotonic() - started, 3)
 
 
-def analyze_and_count(params, target):
-    """ANALYZE and the exact row counts of ``target`` at once, on two sessions."""
+def analyze_and_count(params, target, exact):
+    """ANALYZE ``target``, and its row counts: exact ones counted at the same time
+    on a second session, or the estimates that ANALYZE has just made."""
     def analyze(conn):
         with conn.cursor() as cur:
             cur.execute("ANALYZE")
 
+    if not exact:
+        return on_database(params, target, lambda conn: analyze(conn) or table_row_counts(conn), "ANALYZE")
     with ThreadPoolExecutor(max_workers=2) as pool:
         analyzed = pool.submit(on_database, params, target, analyze, "ANALYZE")
         counted = pool.submit(on_database, params, target, lambda conn: table_row_counts(conn, exact=True),
@@ -375,6 +395,7 @@ def main():
         tables=dict(type="list", elements="str", default=[]),
         schemas=dict(type="list", elements="str", default=[]),
         jobs=dict(type="int", default=1),
+        row_counts=dict(type="str", choices=["auto", "exact"], default="auto"),
         no_owner=dict(type="bool", default=False),
         decrypt_identity=dict(type="path"),
     )
@@ -402,6 +423,9 @@ def main():
             with timings.phase("verify"):
                 verify_backup(src, manifest)
             result["manifest_tables"] = manifest.get("tables", {})
+        exact_manifest = bool(manifest) and manifest.get("row_counts") == "exact"
+        compare = exact_manifest and not (params["tables"] or params["schemas"])
+        result["row_counts"] = "exact" if exact_manifest or params["row_counts"] == "exact" else "estimate"
         compression = "none" if fmt == "directory" else (manifest or {}).get("compression") or compression_of(src)
         if encrypted:
             plain = tempfile.NamedTemporaryFile(prefix="botops-decrypted-", suffix=".tmp", delete=False).name
@@ -479,12 +503,12 @@ def main():
                     except OSError as exc:  # the temp copy of a parallel restore
                         raise BackupError(describe_os_error(exc, what, tempfile.gettempdir()))
                 with timings.phase("analyze_and_count"):
-                    result["tables"] = analyze_and_count(params, target)
+                    result["tables"] = analyze_and_count(params, target, result["row_counts"] == "exact")
             except (PostgresError, BackupError) as exc:
                 if not params["clean"]:  # a half-made new database helps nobody: drop it
                     raise dropped_after(admin, target, exc)
                 raise
-            if manifest and manifest.get("row_counts") == "exact" and not (params["tables"] or params["schemas"]):
+            if compare:
                 differ = count_differences(manifest.get("tables", {}), result["tables"])
                 if differ:
                     raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s; "

@@ -244,3 +244,23 @@ def test_encrypted_dump_round_trip_and_wrong_key(run_module, admin_params, pg_bo
                                                    decrypt_identity=str(key)))
     assert not restored["failed"], restored.get("msg")
     assert restored["tables"] == dump["tables"]
+
+
+def test_counts_are_exact_when_they_are_compared_or_asked_for(run_module, admin_params, pg_botdb, tmp_path,
+                                                             drop_after):
+    """A dump with estimated counts restores with ANALYZE's estimates (no scan of the
+    data); row_counts=exact counts every row; an exact manifest is counted and compared."""
+    directory = tmp_path / "estimated"
+    directory.mkdir()
+    dump = run_module(postgresql_backup, dict(admin_params, dest_dir=str(directory)))
+    assert not dump["failed"], dump.get("msg")
+    exact = {"public.%s" % table: pg_query(pg_botdb, "botdb", "SELECT count(*) FROM %s" % table)[0][0]
+             for table in ("users", "messages")}
+    drop_after.extend(["estimated_db", "counted_db"])
+    estimated = run_module(postgresql_restore, dict(admin_params, src=dump["dest"], target_db="estimated_db"))
+    assert not estimated["failed"], estimated.get("msg")
+    assert estimated["row_counts"] == "estimate" and set(estimated["tables"]) == set(dump["tables"])
+    counted = run_module(postgresql_restore, dict(admin_params, src=dump["dest"], target_db="counted_db",
+                                                  row_counts="exact"))
+    assert counted["row_counts"] == "exact"
+    assert {name: counted["tables"][name] for name in exact} == exact
