@@ -19,7 +19,7 @@ options:
   dest_dir:
     description:
       - Directory to write the backup into, under an automatic name
-        C(<stem>_<YYYYmmddTHHMMSSZ><ext>[.gz|.zst]) in UTC, so names sort by time.
+        C(<stem>_<YYYYmmddTHHMMSSZ><ext>[.gz|.zst][.age]) in UTC, so names sort by time.
       - The directory must exist.
     type: path
   compression:

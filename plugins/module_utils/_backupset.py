@@ -98,7 +98,8 @@ class BackupSetWriter:
         self.final = self.params["dest"]
         self.created = None
         self._temps = []
-        self._files = []  # (temp, final path, kind)
+        self._files = []  # (temp, final path, manifest entry or None for a directory)
+        self._name_lock = None
 
     @property
     def encrypted(self):
@@ -124,7 +125,13 @@ class BackupSetWriter:
         return DatabaseLock(key, self.params["lock_timeout"])
 
     def reserve(self):
-        """The set's final name and time. Call it holding the database's lock."""
+        """The set's final name and time. Call it holding the database's lock; a
+        second lock, on the name's directory and stem, is held until the set is
+        committed or abandoned, so two databases whose files share a name never
+        get the same automatic name in one directory either."""
+        directory = os.path.dirname(os.path.abspath(self.predict()))
+        self._name_lock = DatabaseLock("set names %s/%s" % (directory, self.stem), self.params["lock_timeout"])
+        self._name_lock.__enter__()
         if self.params["dest"]:
             self.final, self.created = self.params["dest"], utc_now()
         else:
@@ -253,3 +260,6 @@ class BackupSetWriter:
             else:
                 remove_quietly(path)
         self._temps = []
+        if self._name_lock is not None:
+            self._name_lock.__exit__()
+            self._name_lock = None

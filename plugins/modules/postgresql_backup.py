@@ -351,6 +351,8 @@ def main():
         if params["jobs"] > 1 and fmt != "directory":
             raise BackupError("jobs=%d needs format=directory: only directory dumps run in parallel" % params["jobs"])
         compression = dump_compression(params)
+        for tool in ("pg_dump", "pg_restore") + (("pg_dumpall",) if params["globals"] else ()):
+            find_binary(module, tool)  # every client program is there before anything starts
         conn = connect(params, autocommit=False)
         dump_version = check_client_not_older(module, find_binary(module, "pg_dump"), conn)
         size = database_size(conn, params["db"])
