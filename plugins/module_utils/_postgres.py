@@ -218,14 +218,26 @@ def run_checked(argv, env, what):
     return proc.stdout
 
 
-def pipe_into(argv, env, path, compression, what):
+class _Tee(object):
+    """Writes to a copy first, then to the tool: the copy is whole up to where the tool stopped."""
+
+    def __init__(self, tool, copy):
+        self.tool, self.copy = tool, copy
+
+    def write(self, data):
+        self.copy.write(data)
+        self.tool.write(data)
+
+
+def pipe_into(argv, env, path, compression, what, copy_to=None):
     """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
-    whole dump in memory); the tool may stop reading early (pg_restore --list)."""
+    whole dump in memory); the tool may stop reading early (pg_restore --list).
+    With ``copy_to``, the same decompressed bytes are written there too."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
                                 stderr=err)
         try:
-            decompress_to(path, compression, proc.stdin)
+            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin)
         except BrokenPipeError:
             pass  # the tool has read what it needs; its exit code says how it went
         except BaseException:
@@ -266,9 +278,11 @@ def stream_dump(argv, env, out_path, compression, level, what):
     return sink.size, sink.sha256
 
 
-def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore"):
+def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore",
+                 parallel_rows=True):
     """Restore a dump of any format into ``target_db``, with ``jobs`` in parallel
-    where the format allows (custom and directory)."""
+    where the format allows (custom and directory). ``parallel_rows=False`` says
+    that one table holds most of the rows (see postgresql_restore)."""
     target_env = dict(env, PGDATABASE=target_db)
     options = list(options)
     if fmt == "plain":
@@ -281,15 +295,26 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         run_checked((parallel if jobs > 1 else serial) + [path], target_env, what)
     elif jobs == 1:
         pipe_into(serial, target_env, path, compression, what)
-    else:
+    elif parallel_rows or "--clean" in options:
         # pg_restore runs jobs only from a file it can seek in: the dump is
-        # decompressed first, then tables, rows, indexes and constraints all load in
-        # parallel. With several large tables that wins (bench/results); streaming
-        # the rows in one job and only the indexes in parallel did not.
+        # decompressed first, then rows, indexes and constraints all load in
+        # parallel, which pays when several tables are large (bench/results).
+        # --clean drops across every section: it always takes this way.
         with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
             decompress_to(path, compression, plain)
             plain.flush()
             run_checked(parallel + [plain.name], target_env, what)
+    else:
+        # One table holds most rows: a second job has no rows to load, and writing
+        # the whole dump out first only costs. The tables and rows stream in one job
+        # straight from the compressed dump while the same bytes land in a temp file;
+        # the indexes and constraints then come from that file in parallel (only its
+        # table of contents is read).
+        with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
+            pipe_into(serial + ["--section=pre-data", "--section=data"], target_env, path, compression, what,
+                      copy_to=plain)
+            plain.flush()
+            run_checked(parallel + ["--section=post-data", plain.name], target_env, what)
 
 
 def count_differences(expected, actual):

@@ -92,9 +92,12 @@ options:
     default: []
   jobs:
     description:
-      - Parallel restore jobs (custom and directory formats). A compressed custom dump
-        is decompressed to a temporary file first, as C(pg_restore) runs jobs only from
-        a file it can seek in; it pays where a database has several large tables.
+      - Parallel restore jobs (custom and directory formats). C(pg_restore) runs jobs
+        only from a file it can seek in, so a compressed custom dump is decompressed to
+        a temporary file first and rows, indexes and constraints load in parallel - when
+        the manifest's row counts show several large tables. When one table holds most
+        of the rows, a second job would have no rows to load - the rows stream in one
+        job and only the indexes and constraints are built in parallel.
     type: int
     default: 1
   row_counts:
@@ -272,6 +275,13 @@ def analyze_and_count(params, target, exact):
                               "counting the rows")
         analyzed.result()
         return counted.result()
+
+
+def rows_spread_out(manifest):
+    """True unless the manifest says one table holds most of the rows: only then
+    can a second restore job load rows of its own."""
+    counts = [rows for rows in ((manifest or {}).get("tables") or {}).values() if isinstance(rows, int) and rows > 0]
+    return not counts or max(counts) * 2 <= sum(counts)
 
 
 def set_marker(admin, name, fingerprint):
@@ -499,7 +509,7 @@ def main():
                 with timings.phase("restore"):
                     try:
                         restore_dump(module, env, src, fmt, compression, target, options=options,
-                                     jobs=params["jobs"], what=what)
+                                     jobs=params["jobs"], what=what, parallel_rows=rows_spread_out(manifest))
                     except OSError as exc:  # the temp copy of a parallel restore
                         raise BackupError(describe_os_error(exc, what, tempfile.gettempdir()))
                 with timings.phase("analyze_and_count"):

@@ -264,3 +264,14 @@ def test_counts_are_exact_when_they_are_compared_or_asked_for(run_module, admin_
                                                   row_counts="exact"))
     assert counted["row_counts"] == "exact"
     assert {name: counted["tables"][name] for name in exact} == exact
+
+
+@pytest.mark.parametrize("tables, spread", [
+    ({"public.messages": 950, "public.users": 50}, False),
+    ({"a": 250, "b": 250, "c": 250, "d": 250}, True),
+    ({"a": 500, "b": 500}, True),
+    ({}, True),
+    (None, True),
+])
+def test_rows_load_in_parallel_only_when_no_table_holds_most_of_them(tables, spread):
+    assert postgresql_restore.rows_spread_out({"tables": tables} if tables is not None else None) is spread
