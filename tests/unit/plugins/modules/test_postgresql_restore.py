@@ -246,8 +246,7 @@ def test_encrypted_dump_round_trip_and_wrong_key(run_module, admin_params, pg_bo
     assert restored["tables"] == dump["tables"]
 
 
-def test_counts_are_exact_when_they_are_compared_or_asked_for(run_module, admin_params, pg_botdb, tmp_path,
-                                                             drop_after):
+def test_counts_are_exact_when_compared_or_asked_for(run_module, admin_params, pg_botdb, tmp_path, drop_after):
     """A dump with estimated counts restores with ANALYZE's estimates (no scan of the
     data); row_counts=exact counts every row; an exact manifest is counted and compared."""
     directory = tmp_path / "estimated"
