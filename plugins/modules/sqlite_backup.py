@@ -48,13 +48,6 @@ options:
     type: str
     choices: [backup, vacuum_into]
     default: backup
-  compression:
-    description:
-      - How the backup file is compressed. C(auto) is C(zstd) where the host has the
-        Python C(zstandard) package, C(gzip) otherwise.
-    type: str
-    choices: [auto, none, gzip, zstd]
-    default: auto
   verify:
     description:
       - How the copy is checked before it is kept; the manifest records which check ran.
@@ -81,15 +74,6 @@ options:
     description: Milliseconds to wait for a lock held by the bot before giving up.
     type: int
     default: 10000
-  encrypt_to:
-    description:
-      - Encrypt the backup with C(age) to these recipients (public keys, C(age1...)), so
-        the bot host never holds the private key; the file gets C(.age) appended. Needs
-        the C(age) tool (Debian C(age)). The manifest records the recipients and the
-        checksums of both ciphertext and plaintext.
-    type: list
-    elements: str
-    default: []
 notes:
   - In rollback-journal (C(delete)) mode the copy holds a read lock, so the bot's
     writes wait until it ends; the module warns with the expected duration. Use
