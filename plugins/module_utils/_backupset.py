@@ -10,6 +10,11 @@ beside it, seals them with age, sets file attributes, publishes every file
 without a manifest is unfinished. On any failure every temporary file it handed
 out is removed and nothing under a final name was touched.
 
+``BackupSetReader`` is its twin for a restore: the manifest read, every file of
+the set checked against it, the plaintext decrypted and decompressed (never past
+the size the manifest records) into a private staging directory (0700) that is
+removed with everything in it when the reader is left.
+
 ``backup_destination_argument_spec()`` is the argument spec of the
 ``botops.runbook.backup_destination`` doc fragment, with the same defaults.
 """
@@ -19,8 +24,14 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.botops.runbook.plugins.module_utils._age import ENCRYPTED_SUFFIX, encrypt_file
+from ansible_collections.botops.runbook.plugins.module_utils._age import (
+    ENCRYPTED_SUFFIX,
+    decrypt_verified,
+    encrypt_file,
+    is_encrypted,
+)
 from ansible_collections.botops.runbook.plugins.module_utils._files import (
+    BackupError,
     HashingWriter,
     check_destination_dir,
     fsync_dir,
@@ -35,15 +46,19 @@ from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     auto_destination,
     backup_name,
     iso,
+    manifest_for_restore,
     manifest_path,
     new_manifest,
     utc_now,
+    verify_against_manifest,
     write_manifest,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._streams import (
     COMPRESSION_SUFFIX,
     HAS_ZSTANDARD,
     compress_file,
+    compression_of,
+    decompress_to,
     require_compression,
 )
 
@@ -64,6 +79,13 @@ def backup_destination_argument_spec():
 # The keyword arguments of AnsibleModule that go with that spec.
 DESTINATION_RULES = {"mutually_exclusive": [("dest", "dest_dir")], "required_one_of": [("dest", "dest_dir")],
                      "add_file_common_args": True}
+
+
+def backup_module_args(argument_spec):
+    """AnsibleModule's keyword arguments for a backup module: ``argument_spec`` plus
+    the backup_destination options and their rules, check mode supported."""
+    spec = dict(argument_spec, **backup_destination_argument_spec())
+    return dict(argument_spec=spec, supports_check_mode=True, **DESTINATION_RULES)
 
 
 def resolve_compression(requested):
@@ -195,7 +217,7 @@ class BackupSetWriter:
         if not self.encrypted:
             return path, None
         sealed = self.temp(final)
-        encrypt_file(path, sealed, self.params["encrypt_to"])
+        encrypt_file(self.module, path, sealed, self.params["encrypt_to"])
         record = {"tool": "age", "recipients": self.params["encrypt_to"],
                   "plaintext_size": os.path.getsize(path) if plain_size is None else plain_size,
                   "plaintext_sha256": sha256_file(path) if plain_sha256 is None else plain_sha256}
@@ -263,3 +285,108 @@ class BackupSetWriter:
         if self._name_lock is not None:
             self._name_lock.__exit__()
             self._name_lock = None
+
+
+class _BoundedWriter(HashingWriter):
+    """A HashingWriter that refuses to pass more than ``limit`` bytes."""
+
+    def __init__(self, handle, limit, source):
+        HashingWriter.__init__(self, handle)
+        self.limit, self.source = limit, source
+
+    def write(self, data):
+        if self.limit is not None and self.size + len(data) > self.limit:
+            raise BackupError("backup '%s' decompresses to more than the %d bytes its manifest records; it is "
+                              "damaged or not the backup the manifest describes, and was not restored"
+                              % (self.source, self.limit))
+        return HashingWriter.write(self, data)
+
+
+class BackupSetReader:
+    """One set to restore: ``verify()`` it, ``plaintext()`` decrypts it,
+    ``unpack()`` decompresses it, ``scratch()`` names more files for the restore;
+    all of them live in one private staging directory near ``staging_near``
+    (default: beside the backup). Use it as a context manager."""
+
+    def __init__(self, module, src, manifest_file=None, required=True, staging_near=None):
+        self.module = module
+        self.src = src.rstrip("/")
+        if not os.path.exists(self.src):
+            raise BackupError("cannot restore from '%s': the backup does not exist" % self.src)
+        self.manifest = manifest_for_restore(self.src, manifest_file, required)
+        self.staging_near = staging_near or os.path.dirname(os.path.abspath(self.src))
+        self._staging = None
+
+    @property
+    def encrypted(self):
+        return is_encrypted(self.src, self.manifest)
+
+    @property
+    def compression(self):
+        if os.path.isdir(self.src):
+            return "none"
+        return (self.manifest or {}).get("compression") or compression_of(self.src)
+
+    @property
+    def fingerprint(self):
+        """The sha256 of the set's first file, as its manifest records it (None without one)."""
+        return self.manifest["files"][0]["sha256"] if self.manifest else None
+
+    def verify(self):
+        """Every file of the set matches its manifest entry (a directory dump file by
+        file); BackupError names the first that does not. Nothing to do without a manifest."""
+        if not self.manifest:
+            return
+        if not os.path.isdir(self.src):
+            verify_against_manifest(self.src, self.manifest)
+            return
+        base = os.path.basename(self.src)
+        for entry in self.manifest["files"]:
+            if entry.get("name", "").startswith(base + "/"):
+                path = os.path.join(os.path.dirname(self.src), entry["name"])
+                if not os.path.exists(path):
+                    raise BackupError("backup file '%s' listed in the manifest is missing: the dump is incomplete"
+                                      % path)
+                verify_against_manifest(path, {"files": [dict(entry, name=os.path.basename(path))]})
+
+    def scratch(self, name):
+        """A path in the private staging directory (made on first use, mode 0700)."""
+        if self._staging is None:
+            try:
+                self._staging = tempfile.mkdtemp(prefix=".botops-restore-", suffix=".tmp", dir=self.staging_near)
+            except OSError as exc:
+                raise BackupError("cannot make a private staging directory in '%s' for the restore of '%s': %s; "
+                                  "it must exist and be writable" % (self.staging_near, self.src, exc.strerror))
+        return os.path.join(self._staging, name)
+
+    def plaintext(self, identity):
+        """The set's file as its compressor wrote it: the backup itself, or (encrypted)
+        decrypted with ``identity`` into the staging directory and checked."""
+        if not self.encrypted:
+            return self.src
+        plain = self.scratch("decrypted")
+        decrypt_verified(self.module, self.src, plain, identity, self.manifest)
+        return plain
+
+    def unpack(self, source, name="candidate"):
+        """(path, sha256) of ``source`` decompressed into the staging directory: never
+        more bytes than the manifest's ``uncompressed_size``, and the content's sha256
+        must be the manifest's ``uncompressed_sha256`` where it records one."""
+        manifest = self.manifest or {}
+        out = self.scratch(name)
+        with open(out, "wb") as handle:
+            sink = _BoundedWriter(handle, manifest.get("uncompressed_size"), self.src)
+            decompress_to(source, self.compression, sink)
+        expected = manifest.get("uncompressed_sha256")
+        if expected and sink.sha256 != expected:
+            raise BackupError("backup '%s' decompressed to content whose sha256 (%s) is not the manifest's (%s); "
+                              "the backup is damaged" % (self.src, sink.sha256, expected))
+        return out, sink.sha256
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None

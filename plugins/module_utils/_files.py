@@ -2,18 +2,19 @@
 # Copyright: botops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Files a backup writes: private temp files beside their final name, fsync and
-atomic rename, checksums, and operators' sentences for OS errors."""
+atomic rename, and checksums."""
 
-import errno
 import hashlib
 import os
 import tempfile
 
+from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError
+
 CHUNK = 1024 * 1024
 
 
-class BackupError(Exception):
-    """A failure with a message fit for an operator."""
+class BackupError(ModuleError):
+    """A failure of a backup set, with a message fit for an operator."""
 
 
 def sha256_file(path):
@@ -63,18 +64,6 @@ def remove_quietly(*paths):
                 os.unlink(path)
             except OSError:
                 pass
-
-
-def describe_os_error(exc, action, path):
-    """An operator's sentence for the OS errors a backup meets."""
-    if exc.errno == errno.ENOSPC:
-        return ("%s failed: no space left on device writing '%s'; free space or choose another destination "
-                "(earlier backups were not touched)" % (action, path))
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "%s failed: permission denied on '%s'; run as a user that may write there" % (action, path)
-    if exc.errno == errno.EROFS:
-        return "%s failed: '%s' is on a read-only filesystem; choose another destination" % (action, path)
-    return "%s failed on '%s': %s" % (action, path, exc.strerror or exc)
 
 
 def check_destination_dir(directory, needed_bytes):

@@ -13,10 +13,12 @@ import shutil
 import subprocess
 import tempfile
 import traceback
+from contextlib import contextmanager
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import HashingWriter
+from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, check_exit, first_line, run_command
 from ansible_collections.botops.runbook.plugins.module_utils._streams import decompress_to, open_compressor
 
 try:
@@ -31,8 +33,8 @@ except ImportError:
     PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 
-class PostgresError(Exception):
-    """A failure with a message fit for an operator."""
+class PostgresError(ModuleError):
+    """A failure of PostgreSQL, with a message fit for an operator."""
 
 
 def connection_argument_spec():
@@ -105,18 +107,16 @@ def on_database(params, db, work, what):
         conn.close()
 
 
-def first_line(text):
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
 class LibpqEnvironment:
     """Environment for pg_dump and friends: connection in PG* variables and the
-    password in a 0600 passfile in a private directory, removed afterwards."""
+    password in a 0600 passfile in a private directory, removed afterwards. While
+    it is entered, PG* variables the module inherited are set aside, so the tools
+    connect where the module's options say and nowhere else."""
 
     def __init__(self, params):
         self.params = params
         self.directory = None
+        self.inherited = {}
 
     def __enter__(self):
         env = {
@@ -129,6 +129,7 @@ class LibpqEnvironment:
         }
         if _host(self.params):
             env["PGHOST"] = _host(self.params)
+        self.inherited = dict((key, os.environ.pop(key)) for key in list(os.environ) if key.startswith("PG"))
         self.directory = tempfile.mkdtemp(prefix="botops-pgpass-")
         passfile = os.path.join(self.directory, "pgpass")
         fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -140,6 +141,7 @@ class LibpqEnvironment:
 
     def __exit__(self, *exc):
         shutil.rmtree(self.directory, ignore_errors=True)
+        os.environ.update(self.inherited)
 
 
 def find_binary(module, name):
@@ -204,18 +206,10 @@ def stderr_errors(text):
 CHUNK = 1024 * 1024
 
 
-def _raise_on_errors(rc, err_text, what):
-    errors = stderr_errors(err_text)
-    if rc != 0 or errors:
-        raise PostgresError("%s failed (rc=%d): %s" % (what, rc, first_line("\n".join(errors) or err_text)))
-
-
-def run_checked(argv, env, what):
-    """Run a pg tool; a non-zero exit or an error line on stderr fails (pg tools can
-    exit 0 after an error)."""
-    proc = subprocess.run(argv, env=env, capture_output=True, check=False)
-    _raise_on_errors(proc.returncode, proc.stderr.decode("utf-8", "replace"), what)
-    return proc.stdout
+def run_checked(module, argv, env, what):
+    """Run a pg tool that needs no pipe; a non-zero exit or an error line on stderr
+    fails (pg tools can exit 0 after an error). Returns its stdout."""
+    return run_command(module, argv, what, env=env, error_lines=stderr_errors)
 
 
 class _Tee(object):
@@ -250,7 +244,7 @@ def pipe_into(argv, env, path, compression, what, copy_to=None):
                 pass
         rc = proc.wait()
         err.seek(0)
-        _raise_on_errors(rc, err.read().decode("utf-8", "replace"), what)
+        check_exit(argv, rc, err.read().decode("utf-8", "replace"), what, stderr_errors)
         out.seek(0)
         return out.read().decode("utf-8", "replace")
 
@@ -274,15 +268,24 @@ def stream_dump(argv, env, out_path, compression, level, what):
             raise
         rc = proc.wait()
         err.seek(0)
-        _raise_on_errors(rc, err.read().decode("utf-8", "replace"), what)
+        check_exit(argv, rc, err.read().decode("utf-8", "replace"), what, stderr_errors)
     return sink.size, sink.sha256
 
 
+def _scratch_file(scratch, name):
+    """An open temporary file: ``scratch(name)`` (a path in a caller's private
+    directory) or, without one, the system's temporary directory."""
+    if scratch is None:
+        return tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump")  # pylint: disable=consider-using-with
+    return open(scratch(name), "w+b")  # pylint: disable=consider-using-with
+
+
 def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore",
-                 parallel_rows=True):
+                 parallel_rows=True, scratch=None):
     """Restore a dump of any format into ``target_db``, with ``jobs`` in parallel
     where the format allows (custom and directory). ``parallel_rows=False`` says
-    that one table holds most of the rows (see postgresql_restore)."""
+    that one table holds most of the rows (see postgresql_restore); ``scratch``
+    names the decompressed copy a parallel restore needs (see ``_scratch_file``)."""
     target_env = dict(env, PGDATABASE=target_db)
     options = list(options)
     if fmt == "plain":
@@ -292,7 +295,7 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
     serial = [find_binary(module, "pg_restore"), "--exit-on-error", "--dbname=%s" % target_db] + options
     parallel = serial + ["--jobs=%d" % jobs]
     if fmt == "directory":
-        run_checked((parallel if jobs > 1 else serial) + [path], target_env, what)
+        run_checked(module, (parallel if jobs > 1 else serial) + [path], target_env, what)
     elif jobs == 1:
         pipe_into(serial, target_env, path, compression, what)
     elif parallel_rows or "--clean" in options:
@@ -300,21 +303,24 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         # decompressed first, then rows, indexes and constraints all load in
         # parallel, which pays when several tables are large (bench/results).
         # --clean drops across every section: it always takes this way.
-        with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
+        with _scratch_file(scratch, "parallel.dump") as plain:
             decompress_to(path, compression, plain)
             plain.flush()
-            run_checked(parallel + [plain.name], target_env, what)
+            run_checked(module, parallel + [plain.name], target_env, what)
     else:
         # One table holds most rows: a second job has no rows to load, and writing
         # the whole dump out first only costs. The tables and rows stream in one job
         # straight from the compressed dump while the same bytes land in a temp file;
         # the indexes and constraints then come from that file in parallel (only its
         # table of contents is read).
-        with tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump") as plain:
+        with _scratch_file(scratch, "parallel.dump") as plain:
             pipe_into(serial + ["--section=pre-data", "--section=data"], target_env, path, compression, what,
                       copy_to=plain)
             plain.flush()
-            run_checked(parallel + ["--section=post-data", plain.name], target_env, what)
+            run_checked(module, parallel + ["--section=post-data", plain.name], target_env, what)
+
+
+PLAIN_DONE = b"-- PostgreSQL database dump complete"
 
 
 def count_differences(expected, actual):
@@ -354,3 +360,109 @@ def database_size(conn, db):
     with conn.cursor() as cur:
         cur.execute("SELECT pg_database_size(%s)", (db,))
         return cur.fetchone()[0]
+
+
+class PostgresClient:
+    """The PostgreSQL side of a module in one object: its connection options
+    (``psycopg2`` required), sessions, and the client programs, run in a
+    LibpqEnvironment while the client is entered (``with client:``)."""
+
+    def __init__(self, module):
+        require_psycopg2(module)
+        self.module = module
+        self.params = module.params
+        self.env = None
+        self._libpq = None
+
+    def __enter__(self):
+        self._libpq = LibpqEnvironment(self.params)
+        self.env = self._libpq.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._libpq.__exit__(*exc)
+        self.env = self._libpq = None
+
+    def describe(self, db=None):
+        return describe_target(self.params, db)
+
+    @property
+    def lock_key(self):
+        """The database's name for backup locks: the same server and database, the same key."""
+        return "postgresql://%s:%d/%s" % (self.params["login_unix_socket"] or self.params["login_host"],
+                                          self.params["login_port"], self.params["db"])
+
+    def binary(self, name):
+        return find_binary(self.module, name)
+
+    def require(self, *names):
+        """Every client program is there, before anything starts."""
+        for name in names:
+            self.binary(name)
+
+    def connect(self, db=None, autocommit=True):
+        return connect(self.params, db=db, autocommit=autocommit)
+
+    def on_database(self, db, work, what):
+        return on_database(self.params, db, work, what)
+
+    def check_client(self, tool, conn):
+        """``tool`` is not older than the server behind ``conn``; returns its version."""
+        return check_client_not_older(self.module, self.binary(tool), conn)
+
+    def _env(self, db):
+        return dict(self.env, PGDATABASE=db) if db else self.env
+
+    def run(self, argv, what, db=None):
+        return run_checked(self.module, argv, self._env(db), what)
+
+    def dump_to(self, argv, out_path, compression, level, what, db=None):
+        """(size, sha256) of a program's stdout written compressed to ``out_path``."""
+        return stream_dump(argv, self._env(db), out_path, compression, level, what)
+
+    def restore(self, path, fmt, compression, target_db, **options):
+        restore_dump(self.module, self.env, path, fmt, compression, target_db, **options)
+
+    def read_dump(self, path, fmt, compression, whole=False):
+        """A dump is whole before anything relies on it. Custom and directory:
+        pg_restore reads its table of contents (returned), or with ``whole`` every
+        byte of it (restored to /dev/null). Plain SQL: the stream decompresses
+        and ends with pg_dump's completion marker (None returned)."""
+        what = "reading dump '%s'" % path
+        if fmt == "plain":
+            tail = _Tail()
+            decompress_to(path, compression, tail)
+            if PLAIN_DONE not in tail.kept:
+                raise PostgresError("dump '%s' does not end with pg_dump's completion marker: it is truncated" % path)
+            return None
+        argv = [self.binary("pg_restore")] + (["--file=/dev/null"] if whole else ["--list"])
+        if fmt == "directory":
+            return self.run(argv + [path], what)
+        return pipe_into(argv, self.env, path, compression, what)
+
+    @contextmanager
+    def scratch_database(self, purpose, owner=None):
+        """A new database for ``purpose`` (its name returned), dropped afterwards."""
+        name = "botops_%s_%s_%s" % (purpose, self.params["db"][:30], os.urandom(4).hex())
+        admin = self.connect(db="postgres")
+        try:
+            with admin.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)) if owner is None else
+                            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+            try:
+                yield name
+            finally:
+                with admin.cursor() as cur:
+                    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        finally:
+            admin.close()
+
+
+class _Tail(object):
+    """A sink that keeps only the last 4 KiB written to it."""
+
+    def __init__(self):
+        self.kept = b""
+
+    def write(self, data):
+        self.kept = (self.kept + data[-4096:])[-4096:]

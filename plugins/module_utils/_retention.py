@@ -14,6 +14,8 @@ newest verified backup is always kept.
 import datetime
 import re
 
+from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError
+
 PERIODS = (
     # The offset keeps the hour repeated when DST ends (02:00 CEST, then 02:00 CET) two hours.
     ("hourly", lambda t: t.strftime("%Y-%m-%d %H%z")),
@@ -25,7 +27,7 @@ PERIODS = (
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class RetentionError(Exception):
+class RetentionError(ModuleError):
     """A policy that cannot be applied, in words."""
 
 

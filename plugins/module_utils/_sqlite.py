@@ -14,13 +14,13 @@ import os
 import sqlite3
 from urllib.parse import quote
 
-from ansible_collections.botops.runbook.plugins.module_utils._files import describe_os_error
+from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, describe_os_error
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-class SqliteError(Exception):
-    """A failure with a message fit for an operator."""
+class SqliteError(ModuleError):
+    """A failure of SQLite, with a message fit for an operator."""
 
 
 def quote_ident(name):
@@ -165,6 +165,11 @@ def describe_failure(exc, action, path):
     if "disk is full" in str(exc):  # SQLite's word for ENOSPC while writing
         return describe_os_error(OSError(errno.ENOSPC, str(exc)), action, path)
     return "%s failed: %s; nothing was kept under '%s'" % (action, describe_error(exc), path)
+
+
+def explain(action):
+    """For ``run_main``: a sqlite3 error met while doing ``action``, in words."""
+    return lambda exc: "%s failed: %s" % (action, describe_error(exc)) if isinstance(exc, sqlite3.Error) else None
 
 
 def check_copy(path, quick):

@@ -198,41 +198,26 @@ elapsed:
 import fnmatch
 import os
 import re
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    DESTINATION_RULES,
     BackupSetWriter,
-    backup_destination_argument_spec,
+    backup_module_args,
     resolve_compression,
 )
-from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, describe_os_error
-from ansible_collections.botops.runbook.plugins.module_utils._streams import decompress_to
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
-    LibpqEnvironment,
-    PostgresError,
-    check_client_not_older,
-    connect,
-    count_differences,
+    PostgresClient,
     connection_argument_spec,
+    count_differences,
     database_size,
-    describe_target,
-    find_binary,
-    pipe_into,
-    require_psycopg2,
-    restore_dump,
-    run_checked,
     server_version_string,
-    sql,
-    stream_dump,
     table_row_counts,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
 EXTENSIONS = {"custom": ".dump", "directory": ".dir", "plain": ".sql"}
-PLAIN_DONE = b"-- PostgreSQL database dump complete"
 
 
 def selection_args(params):
@@ -241,22 +226,6 @@ def selection_args(params):
                          ("schemas", "--schema"), ("exclude_schemas", "--exclude-schema")):
         args += ["%s=%s" % (flag, value) for value in params[option]]
     return args
-
-
-def verify_list(pg_restore, env, path, fmt, compression):
-    """pg_restore --list reads the whole table of contents (returned), or the SQL
-    ends as a complete dump does (None)."""
-    what = "pg_restore --list of '%s'" % path
-    if fmt == "directory":
-        return run_checked([pg_restore, "--list", path], env, what).decode("utf-8", "replace")
-    if fmt == "custom":
-        return pipe_into([pg_restore, "--list"], env, path, compression, what)
-    with tempfile.TemporaryFile() as plain:
-        decompress_to(path, compression, plain)
-        plain.seek(max(0, plain.tell() - 4096))
-        if PLAIN_DONE not in plain.read():
-            raise BackupError("dump '%s' does not end with pg_dump's completion marker: it is truncated" % path)
-    return None
 
 
 TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) ", re.MULTILINE)
@@ -288,26 +257,12 @@ def tables_in_dump(tables, listing, params):
     return kept
 
 
-def verify_restore(module, params, env, path, fmt, compression, expected):
+def verify_restore(client, path, fmt, compression, expected):
     """Restore into a scratch database and compare exact row counts."""
-    scratch = "botops_verify_%s_%s" % (params["db"][:30], os.urandom(4).hex())
-    admin = connect(params, db="postgres")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-        try:
-            restore_dump(module, env, path, fmt, compression, scratch,
-                         options=[] if fmt == "plain" else ["--no-owner"], what="verification restore of '%s'" % path)
-            conn = connect(params, db=scratch)
-            try:
-                actual = table_row_counts(conn, exact=True)
-            finally:
-                conn.close()
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
-    finally:
-        admin.close()
+    with client.scratch_database("verify") as scratch:
+        client.restore(path, fmt, compression, scratch, options=[] if fmt == "plain" else ["--no-owner"],
+                       what="verification restore of '%s'" % path)
+        actual = client.on_database(scratch, lambda conn: table_row_counts(conn, exact=True), "counting the rows")
     differ = count_differences(expected, actual)
     if differ:
         raise BackupError("dump '%s' restored with other row counts than its snapshot: %s" % (path, differ))
@@ -324,9 +279,38 @@ def dump_compression(params):
     return resolve_compression(compression)
 
 
+def back_up(module, client, result):
+    params, fmt = module.params, module.params["format"]
+    if params["encrypt_to"] and fmt == "directory":
+        raise BackupError("encrypt_to needs format=custom or plain: a directory dump is many files")
+    if params["jobs"] > 1 and fmt != "directory":
+        raise BackupError("jobs=%d needs format=directory: only directory dumps run in parallel" % params["jobs"])
+    compression = dump_compression(params)
+    client.require("pg_dump", "pg_restore", *(("pg_dumpall",) if params["globals"] else ()))
+    conn = client.connect(autocommit=False)
+    try:
+        dump_version = client.check_client("pg_dump", conn)
+        size = database_size(conn, params["db"])
+        with BackupSetWriter(module, "postgresql", params["db"], params["db"], EXTENSIONS[fmt],
+                             "none" if fmt == "directory" else compression) as backup:
+            backup.check_space(size)
+            result.update(changed=True, dest=backup.predict(), database_size=size,
+                          server_version=server_version_string(conn), pg_dump_version=dump_version,
+                          compression=compression, format=fmt)
+            result["manifest"] = backup.manifest_for(result["dest"])
+            conn.rollback()
+            if module.check_mode:
+                return
+            with backup.lock(client.lock_key), client:
+                result["dest"] = backup.reserve()
+                result["manifest"] = backup.manifest_for(backup.final)
+                result.update(take_backup(backup, client, conn, compression, result))
+    finally:
+        conn.close()
+
+
 def main():
     argument_spec = connection_argument_spec()
-    argument_spec.update(backup_destination_argument_spec())
     argument_spec.update(
         format=dict(type="str", choices=["custom", "directory", "plain"], default="custom"),
         jobs=dict(type="int", default=1),
@@ -338,102 +322,61 @@ def main():
         row_counts=dict(type="str", choices=["estimate", "exact"], default="estimate"),
         verify=dict(type="str", choices=["list", "restore"], default="list"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **DESTINATION_RULES)
-    require_psycopg2(module)
-    params = module.params
-    started = time.monotonic()
-    fmt = params["format"]
-    conn = None
+    module = AnsibleModule(**backup_module_args(argument_spec))
+    client = PostgresClient(module)
     result = {"changed": False}
-    try:
-        if params["encrypt_to"] and fmt == "directory":
-            raise BackupError("encrypt_to needs format=custom or plain: a directory dump is many files")
-        if params["jobs"] > 1 and fmt != "directory":
-            raise BackupError("jobs=%d needs format=directory: only directory dumps run in parallel" % params["jobs"])
-        compression = dump_compression(params)
-        for tool in ("pg_dump", "pg_restore") + (("pg_dumpall",) if params["globals"] else ()):
-            find_binary(module, tool)  # every client program is there before anything starts
-        conn = connect(params, autocommit=False)
-        dump_version = check_client_not_older(module, find_binary(module, "pg_dump"), conn)
-        size = database_size(conn, params["db"])
-        with BackupSetWriter(module, "postgresql", params["db"], params["db"], EXTENSIONS[fmt],
-                             "none" if fmt == "directory" else compression) as backup:
-            backup.check_space(size)
-            result.update(changed=True, dest=backup.predict(), database_size=size,
-                          server_version=server_version_string(conn), pg_dump_version=dump_version,
-                          compression=compression, format=fmt)
-            result["manifest"] = backup.manifest_for(result["dest"])
-            conn.rollback()
-            if module.check_mode:
-                result["elapsed"] = round(time.monotonic() - started, 3)
-                module.exit_json(**result)
-
-            key = "postgresql://%s:%d/%s" % (params["login_unix_socket"] or params["login_host"],
-                                             params["login_port"], params["db"])
-            with backup.lock(key), LibpqEnvironment(params) as env:
-                result["dest"] = backup.reserve()
-                result["manifest"] = backup.manifest_for(backup.final)
-                result.update(take_backup(backup, module, conn, env, compression, result))
-    except (PostgresError, BackupError) as exc:
-        module.fail_json(msg=str(exc), **result)
-    except OSError as exc:
-        module.fail_json(msg=describe_os_error(exc, "backup of %s" % describe_target(params),
-                                               exc.filename or result.get("dest", "")), **result)
-    finally:
-        if conn is not None:
-            conn.close()
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    run_main(module, lambda res: back_up(module, client, res), result, "backup of %s" % client.describe(),
+             subject=module.params["dest"] or module.params["dest_dir"])
 
 
-def dump(backup, module, conn, env, compression):
+def dump(backup, client, conn, compression):
     """pg_dump from one exported snapshot and the row counts of that snapshot:
     (temporary file or directory, its size and sha256 or None, tables, exact, argv)."""
-    params = module.params
+    params = client.params
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_export_snapshot()")
         snapshot = cur.fetchone()[0]
     exact = params["row_counts"] == "exact" or params["verify"] == "restore"
     tables = table_row_counts(conn, exact=exact)
-    argv = [find_binary(module, "pg_dump"), "--format=%s" % params["format"], "--snapshot=%s" % snapshot]
+    argv = [client.binary("pg_dump"), "--format=%s" % params["format"], "--snapshot=%s" % snapshot]
     argv += selection_args(params)
-    dump_env, what = dict(env, PGDATABASE=params["db"]), "pg_dump of %s" % describe_target(params)
+    what = "pg_dump of %s" % client.describe()
     if params["format"] == "directory":
         out, size, checksum = backup.temp_dir(), None, None  # pg_dump creates the directory itself
         level = 0 if compression == "none" else params["compression_level"] or 6
-        run_checked(argv + ["--jobs=%d" % params["jobs"], "--compress=%d" % level, "--file=%s" % out], dump_env, what)
+        client.run(argv + ["--jobs=%d" % params["jobs"], "--compress=%d" % level, "--file=%s" % out], what,
+                   db=params["db"])
     else:
         if params["format"] == "custom":
             argv.append("--compress=0")  # compressed on the way to disk instead
         out = backup.temp()
-        size, checksum = stream_dump(argv, dump_env, out, compression, params["compression_level"], what)
+        size, checksum = client.dump_to(argv, out, compression, params["compression_level"], what, db=params["db"])
     conn.rollback()  # the snapshot was needed only while pg_dump started and read
     return out, size, checksum, tables, exact, argv
 
 
-def add_globals(backup, module, env, compression):
+def add_globals(backup, client, compression):
     """Roles and tablespaces (pg_dumpall --globals-only) as a file of the set."""
     final = backup.beside(".globals.sql", compression)
     temp = backup.temp(final)
-    size, checksum = stream_dump([find_binary(module, "pg_dumpall"), "--globals-only"], env, temp, compression,
-                                 module.params["compression_level"], "pg_dumpall --globals-only")
+    size, checksum = client.dump_to([client.binary("pg_dumpall"), "--globals-only"], temp, compression,
+                                    client.params["compression_level"], "pg_dumpall --globals-only")
     temp, sealed = backup.seal(temp, final, size, checksum)
     backup.add(temp, final, **({} if sealed else {"size": size, "sha256": checksum}))
 
 
-def take_backup(backup, module, conn, env, compression, facts):
+def take_backup(backup, client, conn, compression, facts):
     """Snapshot, dump, verify, seal, publish, manifest. Nothing partial survives."""
-    params, fmt = module.params, module.params["format"]
-    out, size, checksum, tables, exact, argv = dump(backup, module, conn, env, compression)
-    listing = verify_list(find_binary(module, "pg_restore"), env, out, fmt, compression)
-    tables = tables_in_dump(tables, listing, params)
+    params, fmt = client.params, client.params["format"]
+    out, size, checksum, tables, exact, argv = dump(backup, client, conn, compression)
+    tables = tables_in_dump(tables, client.read_dump(out, fmt, compression), params)
     if params["verify"] == "restore":
-        verify_restore(module, params, env, out, fmt, compression, tables)
+        verify_restore(client, out, fmt, compression, tables)
     out, encryption = backup.seal(out, plain_size=size, plain_sha256=checksum)
     entry = backup.add(out, **({} if encryption or size is None else {"size": size, "sha256": checksum}))
     if params["globals"]:
-        add_globals(backup, module, env, "none" if fmt == "directory" else compression)
+        add_globals(backup, client, "none" if fmt == "directory" else compression)
     files = backup.commit(
         compression=compression, encryption=encryption, tables=tables, row_counts="exact" if exact else "estimate",
         verified={"method": "restore" if params["verify"] == "restore" else "pg_restore --list"

@@ -198,49 +198,31 @@ timings:
 """
 
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._age import decrypt_verified, is_encrypted
-from ansible_collections.botops.runbook.plugins.module_utils._files import (
-    BackupError,
-    describe_os_error,
-    remove_quietly,
-    temp_path,
-)
-from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
-    manifest_for_restore,
-    utc_now,
-    verify_against_manifest,
-)
-from ansible_collections.botops.runbook.plugins.module_utils._streams import compression_of, decompress_to
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupSetReader
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, publish, remove_quietly, temp_path
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import utc_now
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
-    LibpqEnvironment,
+    PostgresClient,
     PostgresError,
-    check_client_not_older,
-    connect,
     connection_argument_spec,
     count_differences,
-    find_binary,
     on_connection,
-    on_database,
-    pipe_into,
-    require_psycopg2,
-    restore_dump,
-    run_checked,
     sql,
-    stream_dump,
     table_row_counts,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, describe_os_error, run_main
 
 MARKER = "botops.runbook: restored from sha256 %s"
 
 
 def backup_format(src, manifest):
+    """custom, directory or plain: as the manifest says, else from the path."""
     if manifest and manifest.get("source", {}).get("format"):
         return manifest["source"]["format"]
     if os.path.isdir(src):
@@ -260,7 +242,7 @@ class Timings(dict):
             self[name] = round(self.get(name, 0) + time.monotonic() - started, 3)
 
 
-def analyze_and_count(params, target, exact):
+def analyze_and_count(client, target, exact):
     """ANALYZE ``target``, and its row counts: exact ones counted at the same time
     on a second session, or the estimates that ANALYZE has just made."""
     def analyze(conn):
@@ -268,10 +250,10 @@ def analyze_and_count(params, target, exact):
             cur.execute("ANALYZE")
 
     if not exact:
-        return on_database(params, target, lambda conn: analyze(conn) or table_row_counts(conn), "ANALYZE")
+        return client.on_database(target, lambda conn: analyze(conn) or table_row_counts(conn), "ANALYZE")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        analyzed = pool.submit(on_database, params, target, analyze, "ANALYZE")
-        counted = pool.submit(on_database, params, target, lambda conn: table_row_counts(conn, exact=True),
+        analyzed = pool.submit(client.on_database, target, analyze, "ANALYZE")
+        counted = pool.submit(client.on_database, target, lambda conn: table_row_counts(conn, exact=True),
                               "counting the rows")
         analyzed.result()
         return counted.result()
@@ -290,48 +272,18 @@ def set_marker(admin, name, fingerprint):
             sql.Identifier(name), sql.Literal(fingerprint) if fingerprint else sql.SQL("NULL")))
 
 
-def dropped_after(admin, name, cause):
-    """``cause``, once the half-made new database ``name`` is dropped (or saying why it is not)."""
+def dropped_after(admin, name, cause, what):
+    """``cause`` (an OSError put in words), once the half-made new database ``name``
+    is dropped (or saying why it is not)."""
+    if isinstance(cause, OSError):  # the scratch copy of a parallel restore
+        cause = BackupError(describe_os_error(cause, what, cause.filename))
     try:
         on_connection(admin, lambda conn: conn.cursor().execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))), "DROP DATABASE")
     except PostgresError as exc:
         return PostgresError("%s; the half-made database '%s' could not be dropped (%s): drop it by hand"
-                             % (cause, name, exc))
+                             % (cause, name, exc), **cause.details)
     return cause
-
-
-def verify_backup(src, manifest):
-    """Every file of the set matches its manifest (a directory dump file by file)."""
-    if os.path.isdir(src):
-        base = os.path.basename(src.rstrip("/"))
-        for entry in manifest["files"]:
-            if not entry["name"].startswith(base + "/"):
-                continue
-            path = os.path.join(os.path.dirname(src.rstrip("/")), entry["name"])
-            if not os.path.exists(path):
-                raise BackupError("backup file '%s' listed in the manifest is missing: the dump is incomplete" % path)
-            verify_against_manifest(path, {"files": [dict(entry, name=os.path.basename(path))]})
-    else:
-        verify_against_manifest(src, manifest)
-
-
-def read_dump(module, env, src, fmt, compression, whole):
-    """pg_restore must read the dump's table of contents (--list) or, when no
-    manifest vouches for the file, every byte of it (restored to /dev/null): a
-    truncated dump fails here, before anything is touched."""
-    pg_restore = find_binary(module, "pg_restore")
-    what = "reading dump '%s'" % src
-    if fmt == "plain":
-        if whole:  # the whole stream must decompress; psql checks the SQL as it restores
-            with open(os.devnull, "wb") as sink:
-                decompress_to(src, compression, sink)
-        return
-    argv = [pg_restore, "--file=/dev/null"] if whole else [pg_restore, "--list"]
-    if fmt == "directory":
-        run_checked(argv + [src], env, what)
-    else:
-        pipe_into(argv, env, src, compression, what)
 
 
 def database_exists(admin, name):
@@ -374,20 +326,130 @@ def create_database(admin, name, owner):
         cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
 
 
-def safety_dump(module, params, env, src):
-    """A custom-format dump of the current state, beside the backup, 0600."""
-    directory = os.path.dirname(os.path.abspath(src.rstrip("/")))
-    target = os.path.join(directory, "%s.pre-restore-%s.dump" % (params["db"], utc_now().strftime("%Y%m%dT%H%M%SZ")))
+def safety_dump(client, directory):
+    """A custom-format dump of the current state in ``directory``, checked, 0600."""
+    db = client.params["db"]
+    target = os.path.join(directory, "%s.pre-restore-%s.dump" % (db, utc_now().strftime("%Y%m%dT%H%M%SZ")))
     temp = temp_path(target)
     try:
-        stream_dump([find_binary(module, "pg_dump"), "--format=custom"], dict(env, PGDATABASE=params["db"]), temp,
-                    "none", None, "safety dump of database '%s'" % params["db"])
-        run_checked([find_binary(module, "pg_restore"), "--list", temp], env, "pg_restore --list of the safety dump")
+        client.dump_to([client.binary("pg_dump"), "--format=custom"], temp, "none", None,
+                       "safety dump of database '%s'" % db, db=db)
+        client.read_dump(temp, "custom", "none")
         os.chmod(temp, 0o600)
-        os.replace(temp, target)
+        publish(temp, target)
     finally:
         remove_quietly(temp)
     return target
+
+
+def refuse_bad_requests(params, fmt, src):
+    if (params["tables"] or params["schemas"]) and fmt == "plain":
+        raise BackupError("tables/schemas need a custom or directory dump; '%s' is plain SQL" % src)
+    if not params["target_db"] and not params["clean"]:
+        raise BackupError("refusing to restore over the existing database '%s' without clean=true; restore "
+                          "into a new database with target_db, or set clean=true" % params["db"])
+    if params["clean"] and fmt == "plain" and not params["rename_existing"]:
+        raise BackupError("a plain SQL dump cannot clean an existing database; set rename_existing=true or "
+                          "restore into a new database with target_db")
+
+
+def restore_options(params, fmt):
+    if fmt == "plain":
+        return ["--single-transaction"]  # psql: all of the SQL, or none of it
+    options = ["--no-owner"] if params["no_owner"] else []
+    options += ["--table=%s" % t for t in params["tables"]]
+    options += ["--schema=%s" % s for s in params["schemas"]]
+    if params["jobs"] == 1:
+        options.append("--single-transaction")
+    return options
+
+
+def restore(module, client, result):
+    params, timings = module.params, result["timings"]
+    target = result["target_db"]
+    with BackupSetReader(module, params["src"], params["manifest"], params["require_manifest"]) as backup:
+        manifest, src = backup.manifest, backup.src
+        fmt = backup_format(src, manifest)
+        if manifest:
+            with timings.phase("verify"):  # before anything reads the dump, let alone restores it
+                backup.verify()
+            result["manifest_tables"] = manifest.get("tables", {})
+        exact_manifest = bool(manifest) and manifest.get("row_counts") == "exact"
+        compare = exact_manifest and not (params["tables"] or params["schemas"])
+        result["row_counts"] = "exact" if exact_manifest or params["row_counts"] == "exact" else "estimate"
+        compression = backup.compression
+        plain = backup.plaintext(params["decrypt_identity"])
+        refuse_bad_requests(params, fmt, plain)
+
+        admin = client.connect(db="postgres")
+        try:
+            with client:
+                client.check_client("pg_restore", admin)
+                with timings.phase("read"):
+                    client.read_dump(plain, fmt, compression, whole=manifest is None)
+                fingerprint = MARKER % (backup.fingerprint or "unknown")
+                exists = database_exists(admin, target)
+                if params["target_db"] and exists:
+                    if manifest and restored_from(admin, target) == fingerprint:
+                        return  # already restored from this very backup
+                    raise BackupError("target database '%s' already exists and was not restored from this backup; "
+                                      "choose another target_db, or restore over it with clean=true" % target)
+                if params["clean"] and not exists:
+                    raise BackupError("database '%s' does not exist, so there is nothing to clean; use target_db to "
+                                      "restore into a new database" % target)
+                result["changed"] = True
+                if module.check_mode:
+                    if params["clean"] and not params["terminate_connections"]:
+                        free_database(admin, target, False)  # raises with the list of sessions; ends none
+                    return
+                options = restore_options(params, fmt)
+                if params["clean"]:
+                    result["terminated"] = free_database(admin, target, params["terminate_connections"])
+                    if params["rename_existing"]:
+                        result["renamed_to"] = rename_database(admin, target)
+                        create_database(admin, target, params["owner"] or params["login_user"])
+                    else:
+                        if params["safety_backup"]:
+                            result["safety_backup"] = safety_dump(client, os.path.dirname(os.path.abspath(src)))
+                        options += ["--clean", "--if-exists"]
+                else:
+                    create_database(admin, target, params["owner"] or params["login_user"])
+                load(client, admin, backup, plain, fmt, options, result, compare)
+                # Marked only once it is proven: a re-run never takes a doubtful restore for done.
+                set_marker(admin, target, fingerprint)
+        finally:
+            admin.close()
+
+
+def load(client, admin, backup, plain, fmt, options, result, compare):
+    """The dump into the target, analyzed and counted; a new database that fails
+    half-way is dropped; counts that differ from an exact manifest fail."""
+    params, timings, target = client.params, result["timings"], result["target_db"]
+    if "--clean" in options:  # its old marker must not outlive a restore that fails
+        set_marker(admin, target, None)
+    what = "restore of '%s' into database '%s'" % (backup.src, target)
+    try:
+        with timings.phase("restore"):
+            client.restore(plain, fmt, backup.compression, target, options=options, jobs=params["jobs"], what=what,
+                           parallel_rows=rows_spread_out(backup.manifest), scratch=backup.scratch)
+        with timings.phase("analyze_and_count"):
+            result["tables"] = analyze_and_count(client, target, result["row_counts"] == "exact")
+    except (ModuleError, OSError) as exc:
+        if not params["clean"]:  # a half-made new database helps nobody: drop it
+            raise dropped_after(admin, target, exc, what)
+        raise
+    if compare:
+        differ = count_differences(backup.manifest.get("tables", {}), result["tables"])
+        if differ:
+            raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s; "
+                              "it is kept, unmarked, for inspection" % (target, differ))
+
+
+def rename_database(admin, name):
+    renamed = "%s_pre_restore_%s" % (name[:40], utc_now().strftime("%Y%m%dT%H%M%SZ"))
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(renamed)))
+    return renamed
 
 
 def main():
@@ -411,129 +473,12 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("target_db", "clean")],
                            supports_check_mode=True)
-    require_psycopg2(module)
-    params = module.params
-    src = params["src"].rstrip("/")
-    started = time.monotonic()
-    target = params["target_db"] or params["db"]
-    timings = Timings()
+    client = PostgresClient(module)
+    target = module.params["target_db"] or module.params["db"]
     result = {"changed": False, "target_db": target, "safety_backup": None, "renamed_to": None, "terminated": [],
-              "timings": timings}
-    admin = plain = None
-    try:
-        if not os.path.exists(src):
-            raise BackupError("cannot restore from '%s': the backup does not exist" % src)
-        manifest = manifest_for_restore(src, params["manifest"], params["require_manifest"])
-        fmt = backup_format(src, manifest)
-        encrypted = is_encrypted(src, manifest)
-        # A new database from one custom-format file: hash the file while pg_restore
-        # reads it (a mismatch drops the new database). Anything that could touch
-        # existing data, or run SQL through psql, is verified before it starts.
-        if manifest:
-            with timings.phase("verify"):
-                verify_backup(src, manifest)
-            result["manifest_tables"] = manifest.get("tables", {})
-        exact_manifest = bool(manifest) and manifest.get("row_counts") == "exact"
-        compare = exact_manifest and not (params["tables"] or params["schemas"])
-        result["row_counts"] = "exact" if exact_manifest or params["row_counts"] == "exact" else "estimate"
-        compression = "none" if fmt == "directory" else (manifest or {}).get("compression") or compression_of(src)
-        if encrypted:
-            plain = tempfile.NamedTemporaryFile(prefix="botops-decrypted-", suffix=".tmp", delete=False).name
-            decrypt_verified(src, plain, params["decrypt_identity"], manifest)
-            src = plain
-        if (params["tables"] or params["schemas"]) and fmt == "plain":
-            raise BackupError("tables/schemas need a custom or directory dump; '%s' is plain SQL" % src)
-        if not params["target_db"] and not params["clean"]:
-            raise BackupError("refusing to restore over the existing database '%s' without clean=true; restore "
-                              "into a new database with target_db, or set clean=true" % params["db"])
-        if params["clean"] and fmt == "plain" and not params["rename_existing"]:
-            raise BackupError("a plain SQL dump cannot clean an existing database; set rename_existing=true or "
-                              "restore into a new database with target_db")
-
-        admin = connect(params, db="postgres")
-        with LibpqEnvironment(params) as env:
-            check_client_not_older(module, find_binary(module, "pg_restore"), admin)
-            with timings.phase("read"):
-                read_dump(module, env, src, fmt, compression, whole=manifest is None)
-            fingerprint = MARKER % (manifest["files"][0]["sha256"] if manifest else "unknown")
-            exists = database_exists(admin, target)
-
-            if params["target_db"] and exists:
-                if manifest and restored_from(admin, target) == fingerprint:
-                    result["elapsed"] = round(time.monotonic() - started, 3)
-                    module.exit_json(**result)  # already restored from this very backup
-                raise BackupError("target database '%s' already exists and was not restored from this backup; "
-                                  "choose another target_db, or restore over it with clean=true" % target)
-            if params["clean"] and not exists:
-                raise BackupError("database '%s' does not exist, so there is nothing to clean; use target_db to "
-                                  "restore into a new database" % target)
-
-            result["changed"] = True
-            if module.check_mode:
-                if params["clean"]:
-                    sessions = other_sessions(admin, target)
-                    if sessions and not params["terminate_connections"]:
-                        free_database(admin, target, False)  # raises with the list of sessions
-                result["elapsed"] = round(time.monotonic() - started, 3)
-                module.exit_json(**result)
-
-            owner = params["owner"] or params["login_user"]
-            if fmt == "plain":
-                options = ["--single-transaction"]  # psql: all of the SQL, or none of it
-            else:
-                options = ["--no-owner"] if params["no_owner"] else []
-                options += ["--table=%s" % t for t in params["tables"]]
-                options += ["--schema=%s" % s for s in params["schemas"]]
-                if params["jobs"] == 1:
-                    options.append("--single-transaction")
-            if params["clean"]:
-                result["terminated"] = free_database(admin, target, params["terminate_connections"])
-                if params["rename_existing"]:
-                    renamed = "%s_pre_restore_%s" % (target[:40], utc_now().strftime("%Y%m%dT%H%M%SZ"))
-                    with admin.cursor() as cur:
-                        cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                            sql.Identifier(target), sql.Identifier(renamed)))
-                    result["renamed_to"] = renamed
-                    create_database(admin, target, owner)
-                else:
-                    if params["safety_backup"]:
-                        result["safety_backup"] = safety_dump(module, params, env, params["src"].rstrip("/"))
-                    options += ["--clean", "--if-exists"]
-            else:
-                create_database(admin, target, owner)
-
-            if "--clean" in options:  # its old marker must not outlive a restore that fails
-                set_marker(admin, target, None)
-            what = "restore of '%s' into database '%s'" % (src, target)
-            try:
-                with timings.phase("restore"):
-                    try:
-                        restore_dump(module, env, src, fmt, compression, target, options=options,
-                                     jobs=params["jobs"], what=what, parallel_rows=rows_spread_out(manifest))
-                    except OSError as exc:  # the temp copy of a parallel restore
-                        raise BackupError(describe_os_error(exc, what, tempfile.gettempdir()))
-                with timings.phase("analyze_and_count"):
-                    result["tables"] = analyze_and_count(params, target, result["row_counts"] == "exact")
-            except (PostgresError, BackupError) as exc:
-                if not params["clean"]:  # a half-made new database helps nobody: drop it
-                    raise dropped_after(admin, target, exc)
-                raise
-            if compare:
-                differ = count_differences(manifest.get("tables", {}), result["tables"])
-                if differ:
-                    raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s; "
-                                      "it is kept, unmarked, for inspection" % (target, differ))
-            # Marked only once it is proven: a re-run never takes a doubtful restore for done.
-            set_marker(admin, target, fingerprint)
-    except (PostgresError, BackupError) as exc:
-        module.fail_json(msg=str(exc), **result)
-    finally:
-        if admin is not None:
-            admin.close()
-        remove_quietly(plain)
-
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+              "timings": Timings()}
+    run_main(module, lambda res: restore(module, client, res), result,
+             "restore of '%s' into database '%s'" % (module.params["src"], target), subject=module.params["src"])
 
 
 if __name__ == "__main__":

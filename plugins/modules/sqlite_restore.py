@@ -148,32 +148,25 @@ elapsed:
 import os
 import shutil
 import sqlite3
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._age import decrypt_verified, is_encrypted
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupSetReader
 from ansible_collections.botops.runbook.plugins.module_utils._files import (
     BackupError,
-    HashingWriter,
-    describe_os_error,
     fsync_dir,
     publish,
     remove_quietly,
     sha256_file,
     temp_path,
 )
-from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
-    manifest_for_restore,
-    utc_now,
-    verify_against_manifest,
-)
-from ansible_collections.botops.runbook.plugins.module_utils._streams import compression_of, decompress_to
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import utc_now
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     SqliteError,
     check_database_file,
     connect,
-    describe_error,
+    explain,
     integrity_check,
     row_counts,
     tune_for_scan,
@@ -202,18 +195,6 @@ def processes_using(path):
                 command = "?"
             found.append((int(pid), command))
     return found
-
-
-def unpack_candidate(src, candidate, manifest, compression):
-    """Decompress ``src`` into ``candidate``; check it against the manifest."""
-    with open(candidate, "wb") as handle:
-        sink = HashingWriter(handle)
-        decompress_to(src, compression, sink)
-    expected = (manifest or {}).get("uncompressed_sha256")
-    if expected and sink.sha256 != expected:
-        raise BackupError("backup '%s' decompressed to content whose sha256 (%s) is not the manifest's (%s); "
-                          "the backup is damaged" % (src, sink.sha256, expected))
-    return sink.sha256
 
 
 def check_candidate(candidate, quick, src):
@@ -281,6 +262,67 @@ def swap_in(candidate, path):
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
+def restore(module, result):
+    params = module.params
+    src, path = params["src"], params["path"]
+    quick = params["verify"] == "quick_check"
+    directory = os.path.dirname(os.path.abspath(path))
+    # The candidate is unpacked in a private directory beside the database, so
+    # that putting it in place is a rename within one file system.
+    with BackupSetReader(module, src, params["manifest"], params["require_manifest"], staging_near=directory) as backup:
+        if not os.path.isdir(directory):
+            raise BackupError("cannot restore to '%s': directory '%s' does not exist" % (path, directory))
+        backup.verify()
+        if backup.manifest:
+            result["manifest_tables"] = backup.manifest.get("tables", {})
+        candidate, candidate_sha256 = backup.unpack(backup.plaintext(params["decrypt_identity"]))
+        tables = check_candidate(candidate, quick, src)
+        result.update(checksum=candidate_sha256, tables=tables, integrity="ok")
+
+        if already_restored(path, candidate_sha256):
+            return
+        users = processes_using(path) if os.path.exists(path) else []
+        if users and not params["force"]:
+            raise BackupError("refusing to restore '%s': it is open by %s; stop the bot first (roles do) or set "
+                              "force=true" % (path, ", ".join("%s (pid %d)" % (cmd, pid) for pid, cmd in users)))
+        result["changed"] = True
+        if module.check_mode:
+            return
+
+        # Owner and mode: the options, else the file being replaced, else 0600.
+        file_args = module.load_file_common_arguments(params, path=candidate)
+        if os.path.exists(path):
+            old = os.stat(path)
+            os.chown(candidate, old.st_uid, old.st_gid)
+            os.chmod(candidate, old.st_mode & 0o7777)
+        elif file_args["mode"] is None:
+            file_args["mode"] = "0600"
+        module.set_fs_attributes_if_different(file_args, False)
+
+        if os.path.exists(path) and params["safety_copy"]:
+            result["safety_copy"] = make_safety_copy(path, params["safety_copy_dir"] or directory,
+                                                     params["busy_timeout"])
+        swap_in(candidate, path)
+    check_restored(path, quick, result["safety_copy"])
+
+
+def check_restored(path, quick, back):
+    """The database in place passes its check, or the safety copy goes back."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        ok, problems = integrity_check(conn, quick=quick)
+    finally:
+        conn.close()
+    if not ok:
+        if back:
+            temp = temp_path(path)
+            shutil.copyfile(back, temp)
+            swap_in(temp, path)
+        raise BackupError("restored database '%s' failed its integrity check after the swap (%s); %s"
+                          % (path, "; ".join(problems[:3]),
+                             "the safety copy %s was put back" % back if back else "no safety copy was kept"))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -298,91 +340,10 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    params = module.params
-    src, path = params["src"], params["path"]
-    quick = params["verify"] == "quick_check"
-    started = time.monotonic()
-    result = {"changed": False, "path": path, "src": src, "safety_copy": None}
-    candidate = plain = None
-    try:
-        if not os.path.isfile(src):
-            raise BackupError("cannot restore from '%s': the backup file does not exist" % src)
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise BackupError("cannot restore to '%s': directory '%s' does not exist" % (path, directory))
-
-        manifest = manifest_for_restore(src, params["manifest"], params["require_manifest"])
-        if manifest:
-            verify_against_manifest(src, manifest)
-            result["manifest_tables"] = manifest.get("tables", {})
-
-        unpack_from = src
-        if is_encrypted(src, manifest):
-            plain = temp_path(path)
-            decrypt_verified(src, plain, params["decrypt_identity"], manifest)
-            unpack_from = plain
-        candidate = temp_path(path)
-        candidate_sha256 = unpack_candidate(unpack_from, candidate, manifest, compression_of(src))
-        tables = check_candidate(candidate, quick, src)
-        result.update(checksum=candidate_sha256, tables=tables, integrity="ok")
-
-        if already_restored(path, candidate_sha256):
-            result["elapsed"] = round(time.monotonic() - started, 3)
-            module.exit_json(**result)
-
-        users = processes_using(path) if os.path.exists(path) else []
-        if users and not params["force"]:
-            raise BackupError("refusing to restore '%s': it is open by %s; stop the bot first (roles do) or set "
-                              "force=true" % (path, ", ".join("%s (pid %d)" % (cmd, pid) for pid, cmd in users)))
-
-        result["changed"] = True
-        if module.check_mode:
-            result["elapsed"] = round(time.monotonic() - started, 3)
-            module.exit_json(**result)
-
-        # Owner and mode: the options, else the file being replaced, else 0600.
-        file_args = module.load_file_common_arguments(params, path=candidate)
-        if os.path.exists(path):
-            old = os.stat(path)
-            os.chown(candidate, old.st_uid, old.st_gid)
-            os.chmod(candidate, old.st_mode & 0o7777)
-        elif file_args["mode"] is None:
-            file_args["mode"] = "0600"
-        module.set_fs_attributes_if_different(file_args, False)
-
-        if os.path.exists(path) and params["safety_copy"]:
-            result["safety_copy"] = make_safety_copy(path, params["safety_copy_dir"] or directory,
-                                                     params["busy_timeout"])
-        swap_in(candidate, path)
-        candidate = None
-
-        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-        try:
-            ok, problems = integrity_check(conn, quick=quick)
-        finally:
-            conn.close()
-        if not ok:
-            back = result["safety_copy"]
-            if back:
-                temp = temp_path(path)
-                shutil.copyfile(back, temp)
-                swap_in(temp, path)
-            raise BackupError("restored database '%s' failed its integrity check after the swap (%s); %s"
-                              % (path, "; ".join(problems[:3]),
-                                 "the safety copy %s was put back" % back if back else "no safety copy was kept"))
-    except BackupError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except SqliteError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except sqlite3.Error as exc:
-        module.fail_json(msg="restore of '%s' failed: %s" % (path, describe_error(exc)), **result)
-    except OSError as exc:
-        module.fail_json(msg=describe_os_error(exc, "restore of '%s'" % path, exc.filename or path), **result)
-    finally:
-        remove_quietly(candidate, plain)
-
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    path = module.params["path"]
+    result = {"changed": False, "path": path, "src": module.params["src"], "safety_copy": None}
+    action = "restore of '%s'" % path
+    run_main(module, lambda res: restore(module, res), result, action, subject=path, describe=explain(action))
 
 
 if __name__ == "__main__":
