@@ -4,11 +4,13 @@
 #   scripts/setup.sh packages   Debian packages only (then the command check)
 #   scripts/setup.sh check      only check that every command the project runs exists
 #   scripts/setup.sh venv       the controller virtualenv only
+#   scripts/setup.sh oldest-venv  the virtualenv of the oldest ansible-core claimed
 #   scripts/setup.sh images     the systemd test-host images only
 #   scripts/setup.sh venv-path  print where the virtualenv lives
+#   scripts/setup.sh oldest-venv-path  print where the oldest-core virtualenv lives
 # Everything is made once per machine (keyed by the content of its inputs) and a
-# second run skips it: the venv is keyed by requirements-dev.txt, the images by
-# the files under tests/hosts/.
+# second run skips it: the venvs are keyed by requirements-dev.txt (and the oldest
+# one by its pins below too), the images by the files under tests/hosts/.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,8 +50,18 @@ TABLE
 field() { awk -F' *[|] *' -v n="$1" '{print $n}' <<<"$requirements"; }
 mapfile -t packages < <(field 1)
 
+# `make integration-oldest`: the integration targets on the oldest ansible-core that
+# meta/runtime.yml's requires_ansible claims, with the `ansible` package of that
+# generation (its community.postgresql 3.9.0 is galaxy.yml's minimum), as an AWX
+# execution environment with an older core has them. The modules' own libraries
+# are requirements-dev.txt's pins (oldest_libraries). tests/unit/test_metadata.py
+# reads the ansible-core pin on the next line.
+oldest_requirements=(ansible-core==2.17.14 ansible==10.7.0)
+oldest_libraries=(PyYAML psycopg2-binary zstandard)
+
 key() { cat "$@" | sha256sum | cut -c1-12; }
 venv_dir() { echo "$cache/venv-$(key "$here/requirements-dev.txt")"; }
+oldest_venv_dir() { echo "$cache/oldest-$(key "$here/requirements-dev.txt" <(echo "${oldest_requirements[*]}"))"; }
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 ensure_packages() {
@@ -115,6 +127,28 @@ ensure_venv() {
   find "$cache" -maxdepth 1 -name 'venv-*' ! -path "$venv" -exec rm -rf {} +
 }
 
+ensure_oldest_venv() {
+  local venv name pin pins=()
+  venv=$(oldest_venv_dir)
+  if [[ -f $venv/.complete ]]; then
+    log "virtualenv $venv present (skipped)"
+    return
+  fi
+  for name in "${oldest_libraries[@]}"; do
+    pin=$(grep -oiE "^$name==[^ #]+" "$here/requirements-dev.txt") \
+      || { log "requirements-dev.txt pins no $name (the oldest-core venv takes its pin)"; exit 1; }
+    pins+=("$pin")
+  done
+  log "creating virtualenv $venv (${oldest_requirements[*]})"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q "${oldest_requirements[@]}" "${pins[@]}" 2> >(grep -v '^WARNING: Location' >&2)
+  touch "$venv/.complete"
+  find "$cache" -maxdepth 1 -name 'oldest-*' ! -path "$venv" -exec rm -rf {} +
+}
+
 # ansible-test sanity wants to download get-pip.py from a host that is not
 # reachable here; it first looks for a cached copy, which we provide. It installs
 # pip from the interpreter's bundled wheel, then the pip version asked for.
@@ -147,12 +181,15 @@ case "${1:-all}" in
   venv) ensure_venv; ensure_ansible_test_bootstrap ;;
   images) ensure_images ;;
   venv-path) venv_dir ;;
+  oldest-venv) ensure_oldest_venv ;;
+  oldest-venv-path) oldest_venv_dir ;;
   all)
     ensure_packages
     check_commands
     ensure_venv
     ensure_ansible_test_bootstrap
+    ensure_oldest_venv
     ensure_images
     ;;
-  *) echo "usage: $0 [all|packages|check|venv|images|venv-path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|packages|check|venv|oldest-venv|images|venv-path|oldest-venv-path]" >&2; exit 2 ;;
 esac
