@@ -252,7 +252,7 @@ def test_read_only_destination(run_module, bot_db, small_fs):
     target = small_fs("1m", readonly=True)
     result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(target)})
     assert result["failed"]
-    assert str(target) in result["msg"] and ("read-only" in result["msg"] or "not writable" in result["msg"])
+    assert result["msg"] == "destination directory '%s' is not writable by this user" % target
 
 
 WRITER = textwrap.dedent("""
@@ -292,14 +292,6 @@ def test_backup_under_a_continuous_writer_is_consistent(run_module, tmp_path, ba
     conn = sqlite3.connect(result["dest"])
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
-
-
-def test_collection_version_matches_galaxy_yml():
-    import yaml  # pylint: disable=import-outside-toplevel
-    from ansible_collections.botops.runbook.plugins.module_utils._version import COLLECTION_VERSION
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "..", "..", "..", "..", "galaxy.yml")) as handle:
-        assert yaml.safe_load(handle)["version"] == COLLECTION_VERSION
 
 
 def test_compressed_file_damage_is_detected(tmp_path):
