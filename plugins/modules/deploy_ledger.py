@@ -18,7 +18,11 @@ description:
   - O(state=present) adds an entry, or updates the entry with the same C(id) (a deploy
     records itself as C(in_progress) before it switches, then its outcome). The file
     is rewritten atomically (temp file, fsync, rename); an unchanged entry changes nothing.
-  - Used by the C(botops.runbook.deploy) and C(botops.runbook.rollback) roles.
+  - With O(root) instead of O(path), the module also reads the bot's release layout -
+    the paths under the root, the live release (the target of the C(current) link)
+    and the finished releases on the host - so that no role composes these in Jinja.
+  - Used by the C(botops.runbook._release) role, on behalf of C(botops.runbook.deploy)
+    and C(botops.runbook.rollback).
 author:
   - botops.runbook developers (@botops)
 attributes:
@@ -30,9 +34,18 @@ attributes:
     description: Shows the entry before and after.
 options:
   path:
-    description: The ledger file (JSON lines), usually C(<bot root>/ledger.jsonl).
+    description:
+      - The ledger file (JSON lines).
+      - Exactly one of O(path) and O(root) is required.
     type: path
-    required: true
+  root:
+    description:
+      - The bot's root directory. The ledger is C(<root>/ledger.jsonl), and the result
+        adds RV(paths), RV(live_release) and RV(releases).
+      - A root that does not exist yet (before a first deploy) reads as an empty ledger
+        with no live release; O(state=present) needs it to exist.
+      - Exactly one of O(path) and O(root) is required.
+    type: path
   state:
     description: C(read) the ledger, or make O(entry) C(present) in it.
     type: str
@@ -74,6 +87,15 @@ EXAMPLES = r"""
 - name: The database as it was when the bot last left 1.0.0
   ansible.builtin.debug:
     msg: "{{ ledger.left_behind['1.0.0'].backup }}"
+
+- name: Read a bot's releases, its live release and its ledger
+  botops.runbook.deploy_ledger:
+    root: /srv/samplebot
+  register: state
+
+- name: The release to go back to from the live one
+  ansible.builtin.debug:
+    msg: "{{ state.live_release }} replaced {{ state.replaced[state.live_release] | default('nothing', true) }}"
 """
 
 RETURN = r"""
@@ -101,6 +123,63 @@ left_behind:
   returned: always
   type: dict
   sample: {"1.0.0": {"id": "1.1.0-20261122T201500Z", "backup": "/var/backups/botops/samplebot/sqlite-bot_data/bot_data_20261122T201500Z.db"}}
+replaced:
+  description:
+    - For each release, the release it replaced when it was last deployed successfully
+      (the C(previous_release) of its newest successful C(deploy) entry), or null for a
+      first deploy. A rollback from a release goes back to this one.
+  returned: always
+  type: dict
+  sample: {"1.0.0": null, "1.1.0": "1.0.0"}
+paths:
+  description: The bot's layout under O(root) (whether or not it exists yet).
+  returned: when O(root) is given
+  type: dict
+  contains:
+    root:
+      description: The bot's root.
+      type: str
+      sample: /srv/samplebot
+    releases:
+      description: The directory of the releases, one C(<id>) directory each.
+      type: str
+      sample: /srv/samplebot/releases
+    shared:
+      description: What every release shares (data, logs, C(.env), settings).
+      type: str
+      sample: /srv/samplebot/shared
+    current:
+      description: The link to the live release (C(releases/<id>), relative).
+      type: str
+      sample: /srv/samplebot/current
+    ledger:
+      description: The ledger.
+      type: str
+      sample: /srv/samplebot/ledger.jsonl
+    safety:
+      description: Where a rollback keeps the database it replaced.
+      type: str
+      sample: /srv/samplebot/safety
+    release_marker:
+      description: The file, inside a release, whose presence makes the release finished.
+      type: str
+      sample: .botops-release.json
+  sample: {"root": "/srv/samplebot", "releases": "/srv/samplebot/releases", "shared": "/srv/samplebot/shared",
+           "current": "/srv/samplebot/current", "ledger": "/srv/samplebot/ledger.jsonl", "safety": "/srv/samplebot/safety",
+           "release_marker": ".botops-release.json"}
+live_release:
+  description: The release the C(current) link points to; empty when there is no such link.
+  returned: when O(root) is given
+  type: str
+  sample: "1.0.0"
+releases:
+  description:
+    - The finished releases on the host (a directory under C(releases/) holding the
+      RV(paths.release_marker)), oldest first by the directory's modification time.
+  returned: when O(root) is given
+  type: list
+  elements: str
+  sample: ["1.0.0", "1.1.0"]
 entry:
   description: The entry as recorded (O(state=present)).
   returned: when state is present
@@ -117,8 +196,46 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.botops.runbook.plugins.module_utils import _files
 
 
+# The layout under a bot's root, named here once for every role (see RETURN paths).
+RELEASE_MARKER = ".botops-release.json"
+
+
 class LedgerError(Exception):
     pass
+
+
+def layout(root):
+    root = root.rstrip("/") or "/"
+    return {
+        "root": root,
+        "releases": os.path.join(root, "releases"),
+        "shared": os.path.join(root, "shared"),
+        "current": os.path.join(root, "current"),
+        "ledger": os.path.join(root, "ledger.jsonl"),
+        "safety": os.path.join(root, "safety"),
+        "release_marker": RELEASE_MARKER,
+    }
+
+
+def live_release(paths):
+    """The release the current link points to, or '' (no link, or not a link)."""
+    if not os.path.islink(paths["current"]):
+        return ""
+    return os.path.basename(os.readlink(paths["current"]).rstrip("/"))
+
+
+def finished_releases(paths):
+    """Release ids with a finished marker, oldest first (directory mtime, then name)."""
+    try:
+        names = os.listdir(paths["releases"])
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        directory = os.path.join(paths["releases"], name)
+        if os.path.isdir(directory) and os.path.isfile(os.path.join(directory, RELEASE_MARKER)):
+            found.append((os.stat(directory).st_mtime, name))
+    return [name for _mtime, name in sorted(found)]
 
 
 def load(path):
@@ -147,29 +264,45 @@ def summarize(entries):
             releases.remove(entry["release"])
         releases.append(entry["release"])
     left_behind = {}
+    replaced = {}
     for entry in good:
         if entry.get("previous_release") and entry.get("backup"):
             left_behind[entry["previous_release"]] = entry
+        if entry.get("kind") == "deploy":
+            replaced[entry["release"]] = entry.get("previous_release") or None
     return {
         "good_releases": releases,
         "last_good_release": good[-1]["release"] if good else None,
         "left_behind": left_behind,
+        "replaced": replaced,
     }
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="path"),
+            root=dict(type="path"),
             state=dict(type="str", default="read", choices=["read", "present"]),
             entry=dict(type="dict"),
             mode=dict(type="raw", default="0640"),
         ),
+        required_one_of=[("path", "root")],
+        mutually_exclusive=[("path", "root")],
         required_if=[("state", "present", ["entry"])],
         supports_check_mode=True,
     )
-    path = module.params["path"]
-    if not os.path.isdir(os.path.dirname(path) or "."):
+    result = dict(changed=False)
+    paths = None
+    if module.params["root"]:
+        paths = layout(module.params["root"])
+        path = paths["ledger"]
+        result.update(paths=paths, live_release=live_release(paths), releases=finished_releases(paths))
+    else:
+        path = module.params["path"]
+    # Before a first deploy the root is not there yet: nothing deployed, nothing recorded.
+    first_read = paths is not None and module.params["state"] == "read" and not os.path.exists(paths["root"])
+    if not first_read and not os.path.isdir(os.path.dirname(path) or "."):
         module.fail_json(msg="Cannot use the deploy ledger %s: its directory does not exist; "
                              "create the bot's root directory first" % path)
     try:
@@ -177,7 +310,6 @@ def main():
     except (LedgerError, OSError) as exc:
         module.fail_json(msg="Cannot read the deploy ledger %s: %s" % (path, to_native(exc)))
 
-    result = dict(changed=False)
     if module.params["state"] == "present":
         new = module.params["entry"]
         if not new.get("id"):

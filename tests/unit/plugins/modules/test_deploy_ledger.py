@@ -73,3 +73,70 @@ def test_a_missing_directory_is_a_clear_error(run_module, tmp_path):
 def test_an_entry_without_id_is_refused(run_module, tmp_path):
     result = run_module(deploy_ledger, dict(path=str(tmp_path / "ledger.jsonl"), state="present", entry=dict(release="1")))
     assert result["failed"] and "no id" in result["msg"]
+
+
+def test_read_names_what_each_release_replaced(run_module, tmp_path):
+    ledger = str(tmp_path / "ledger.jsonl")
+    for fields in (entry(id="1", release="1.0.0"),
+                   entry(id="2", release="1.1.0", previous_release="1.0.0", backup="/b/one.db"),
+                   entry(id="3", kind="rollback", release="1.0.0", previous_release="1.1.0"),
+                   entry(id="4", release="1.2.0", previous_release="1.0.0", outcome="rolled_back")):
+        run_module(deploy_ledger, dict(path=ledger, state="present", entry=fields))
+    result = run_module(deploy_ledger, dict(path=ledger))
+    # A rollback is not a deploy: 1.0.0 still replaced nothing; a failed deploy replaced nothing.
+    assert result["replaced"] == {"1.0.0": None, "1.1.0": "1.0.0"}
+
+
+def release(root, name, finished=True, mtime=None):
+    directory = root / "releases" / name
+    directory.mkdir(parents=True)
+    if finished:
+        (directory / ".botops-release.json").write_text("{}\n")
+    if mtime is not None:
+        os.utime(directory, (mtime, mtime))
+    return directory
+
+
+def test_root_reads_the_layout_the_live_release_and_the_finished_releases(run_module, tmp_path):
+    root = tmp_path / "bot"
+    release(root, "1.1.0", mtime=2000)
+    release(root, "1.0.0", mtime=1000)
+    release(root, "1.2.0", finished=False, mtime=3000)  # a killed build: not a release
+    (root / "current").symlink_to("releases/1.1.0")
+    run_module(deploy_ledger, dict(root=str(root), state="present", entry=entry(id="a", release="1.1.0")))
+
+    result = run_module(deploy_ledger, dict(root=str(root) + "/"))
+    assert not result["changed"]
+    assert result["paths"] == {
+        "root": str(root), "releases": str(root / "releases"), "shared": str(root / "shared"),
+        "current": str(root / "current"), "ledger": str(root / "ledger.jsonl"), "safety": str(root / "safety"),
+        "release_marker": ".botops-release.json"}
+    assert result["live_release"] == "1.1.0"
+    assert result["releases"] == ["1.0.0", "1.1.0"]
+    assert [e["id"] for e in result["entries"]] == ["a"]
+    assert (root / "ledger.jsonl").exists()
+
+
+def test_root_before_a_first_deploy_reads_as_nothing_and_writes_nothing(run_module, tmp_path):
+    root = tmp_path / "bot"
+    result = run_module(deploy_ledger, dict(root=str(root)))
+    assert not result["changed"]
+    assert (result["live_release"], result["releases"], result["entries"], result["last_good_release"]) == ("", [], [], None)
+    assert result["paths"]["ledger"] == str(root / "ledger.jsonl")
+    assert not root.exists()
+
+    recorded = run_module(deploy_ledger, dict(root=str(root), state="present", entry=entry(id="a")))
+    assert recorded["failed"] and "directory does not exist" in recorded["msg"]
+
+
+def test_a_current_that_is_not_a_link_is_no_live_release(run_module, tmp_path):
+    root = tmp_path / "bot"
+    (root / "current").mkdir(parents=True)
+    assert run_module(deploy_ledger, dict(root=str(root)))["live_release"] == ""
+
+
+def test_path_and_root_exclude_each_other(run_module, tmp_path):
+    both = run_module(deploy_ledger, dict(path=str(tmp_path / "ledger.jsonl"), root=str(tmp_path)))
+    assert both["failed"] and "mutually exclusive" in both["msg"]
+    neither = run_module(deploy_ledger, dict())
+    assert neither["failed"] and "one of the following is required" in neither["msg"]
