@@ -168,3 +168,29 @@ def test_requires_ansible_is_the_oldest_core_the_integration_tier_runs():
     assert claimed == (2, 17), "the oldest tested ansible-core is 2.17 (make integration-oldest)"
     assert version_tuple(_oldest_core())[:2] == claimed, "make integration-oldest must run what requires_ansible claims"
     assert version_tuple(ansible.__version__)[:2] >= claimed
+
+
+def test_readme_states_the_same_minimum():
+    major, minor = re.fullmatch(r">=(\d+)\.(\d+)\.0", load("meta", "runtime.yml")["requires_ansible"]).groups()
+    assert "ansible-core %s.%s or newer" % (major, minor) in read("README.md")
+
+
+def playbook_inputs():
+    """What the playbooks read from the inventory: botops_* variables, and the
+    variables that choose a play's hosts and batch size."""
+    found = set()
+    for name in os.listdir(os.path.join(REPO, "playbooks")):
+        if name.endswith(".yml"):
+            text = read("playbooks", name)
+            found.update(re.findall(r"\b(botops_[a-z0-9_]+)\s*\|\s*default\(", text))
+            for value in re.findall(r"^\s*(?:-\s+)?(?:hosts|serial):\s*(.*)$", text, re.MULTILINE):
+                found.update(re.findall(r"\{\{\s*([a-z_][a-z0-9_]*)", value))
+    return found
+
+
+def test_readme_documents_every_playbook_input():
+    inputs = playbook_inputs()
+    assert {"botops_sqlite_databases", "botops_bot_name", "botops_backup_root", "deploy_hosts"} <= inputs
+    readme = read("README.md")
+    undocumented = sorted(name for name in inputs if "`%s`" % name not in readme)
+    assert not undocumented, "playbooks/ read these, README.md does not say them: %s" % undocumented
