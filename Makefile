@@ -27,9 +27,9 @@ export CONTAINERS_CONF := $(CURDIR)/tests/hosts/containers.conf
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 
-TIERS := lint sanity unit integration molecule
+TIERS := lint sanity unit integration integration-oldest molecule
 
-.PHONY: help setup venv oldest-venv collection-link demo demo-clean env test $(TIERS) integration-oldest bench clean
+.PHONY: help setup venv oldest-venv collection-link demo demo-clean env test $(TIERS) bench clean
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# *//'

@@ -168,6 +168,8 @@ def test_requires_ansible_is_the_oldest_core_the_integration_tier_runs():
     assert claimed == (2, 17), "the oldest tested ansible-core is 2.17 (make integration-oldest)"
     assert version_tuple(_oldest_core())[:2] == claimed, "make integration-oldest must run what requires_ansible claims"
     assert version_tuple(ansible.__version__)[:2] >= claimed
+    assert re.search(r"^TIERS :=.*\sintegration-oldest\b", read("Makefile"), re.MULTILINE), \
+        "make test runs the integration-oldest tier"
 
 
 def test_readme_states_the_same_minimum():
