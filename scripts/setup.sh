@@ -9,8 +9,8 @@
 #   scripts/setup.sh venv-path  print where the virtualenv lives
 #   scripts/setup.sh oldest-venv-path  print where the oldest-core virtualenv lives
 # Everything is made once per machine (keyed by the content of its inputs) and a
-# second run skips it: the venvs are keyed by requirements-dev.txt (and the oldest
-# one by its pins below too), the images by the files under tests/hosts/.
+# second run skips it: the venv is keyed by requirements-dev.txt, the oldest-core
+# one by its own pins (below), the images by the files under tests/hosts/.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,7 +61,16 @@ oldest_libraries=(PyYAML psycopg2-binary zstandard)
 
 key() { cat "$@" | sha256sum | cut -c1-12; }
 venv_dir() { echo "$cache/venv-$(key "$here/requirements-dev.txt")"; }
-oldest_venv_dir() { echo "$cache/oldest-$(key "$here/requirements-dev.txt" <(echo "${oldest_requirements[*]}"))"; }
+# Everything the oldest-core venv installs, one pin a line.
+oldest_pins() {
+  local name
+  printf '%s\n' "${oldest_requirements[@]}"
+  for name in "${oldest_libraries[@]}"; do
+    grep -oiE "^$name==[^ #]+" "$here/requirements-dev.txt" \
+      || { log "requirements-dev.txt pins no $name (the oldest-core venv takes its pin)"; return 1; }
+  done
+}
+oldest_venv_dir() { echo "$cache/oldest-$(key <(oldest_pins))"; }
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 ensure_packages() {
@@ -128,23 +137,20 @@ ensure_venv() {
 }
 
 ensure_oldest_venv() {
-  local venv name pin pins=()
+  local venv pins
+  mapfile -t pins < <(oldest_pins)
+  ((${#pins[@]} == ${#oldest_requirements[@]} + ${#oldest_libraries[@]})) || exit 1
   venv=$(oldest_venv_dir)
   if [[ -f $venv/.complete ]]; then
     log "virtualenv $venv present (skipped)"
     return
   fi
-  for name in "${oldest_libraries[@]}"; do
-    pin=$(grep -oiE "^$name==[^ #]+" "$here/requirements-dev.txt") \
-      || { log "requirements-dev.txt pins no $name (the oldest-core venv takes its pin)"; exit 1; }
-    pins+=("$pin")
-  done
-  log "creating virtualenv $venv (${oldest_requirements[*]})"
+  log "creating virtualenv $venv (${pins[*]})"
   rm -rf "$venv"
   mkdir -p "$cache"
   "$python" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q "${oldest_requirements[@]}" "${pins[@]}" 2> >(grep -v '^WARNING: Location' >&2)
+  "$venv/bin/pip" install -q "${pins[@]}" 2> >(grep -v '^WARNING: Location' >&2)
   touch "$venv/.complete"
   find "$cache" -maxdepth 1 -name 'oldest-*' ! -path "$venv" -exec rm -rf {} +
 }
