@@ -14,13 +14,22 @@ options:
     description:
       - Path of the backup file to write. An existing file is replaced atomically,
         together with its manifest.
-      - Exactly one of O(dest) and O(dest_dir) is required.
+      - Exactly one of O(backup_root), O(dest_dir) and O(dest) is required.
+    type: path
+  backup_root:
+    description:
+      - Root of the backup tree. The set goes into its series directory
+        C(<backup_root>/<bot>/<engine>-<database>) (C(database) is the SQLite file's
+        name without extension, or the PostgreSQL database), under the automatic name
+        of O(dest_dir); missing directories are created with mode C(0700).
+      - A series is the key (bot, engine, database) that M(botops.runbook.backup_info),
+        M(botops.runbook.backup_prune) and the roles group sets by. Needs O(bot).
     type: path
   dest_dir:
     description:
       - Directory to write the backup into, under an automatic name
         C(<stem>_<YYYYmmddTHHMMSSZ><ext>[.gz|.zst][.age]) in UTC, so names sort by time.
-      - The directory must exist.
+      - The directory must exist. Prefer O(backup_root), which computes it.
     type: path
   compression:
     description:
@@ -50,7 +59,9 @@ options:
     type: int
     default: 300
   bot:
-    description: Name of the bot, recorded in the manifest (backup sets are grouped by it).
+    description:
+      - Name of the bot, recorded in the manifest; with O(backup_root) also the first
+        directory of the series. Required with O(backup_root).
     type: str
 notes:
   - The backup is written to a hidden temporary file in the destination directory,

@@ -42,6 +42,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._files import (
     temp_path,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
+from ansible_collections.botops.runbook.plugins.module_utils._series import series, series_dir
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     auto_destination,
     backup_name,
@@ -68,6 +69,7 @@ def backup_destination_argument_spec():
     return dict(
         dest=dict(type="path"),
         dest_dir=dict(type="path"),
+        backup_root=dict(type="path"),
         compression=dict(type="str", choices=["auto", "none", "gzip", "zstd"], default="auto"),
         compression_level=dict(type="int"),
         encrypt_to=dict(type="list", elements="str", default=[]),
@@ -77,8 +79,9 @@ def backup_destination_argument_spec():
 
 
 # The keyword arguments of AnsibleModule that go with that spec.
-DESTINATION_RULES = {"mutually_exclusive": [("dest", "dest_dir")], "required_one_of": [("dest", "dest_dir")],
-                     "add_file_common_args": True}
+DESTINATION_RULES = {"mutually_exclusive": [("dest", "dest_dir", "backup_root")],
+                     "required_one_of": [("dest", "dest_dir", "backup_root")],
+                     "required_by": {"backup_root": "bot"}, "add_file_common_args": True}
 
 
 def backup_module_args(argument_spec):
@@ -119,6 +122,12 @@ class BackupSetWriter:
         self.name_compression = name_compression  # the suffix of the file name (none for a directory)
         self.final = self.params["dest"]
         self.created = None
+        if self.params.get("backup_root"):
+            self.directory = series_dir(self.params["backup_root"], self.params["bot"], engine, database)
+        elif self.final:
+            self.directory = os.path.dirname(os.path.abspath(self.final))
+        else:
+            self.directory = self.params["dest_dir"]
         self._temps = []
         self._files = []  # (temp, final path, manifest entry or None for a directory)
         self._name_lock = None
@@ -127,20 +136,30 @@ class BackupSetWriter:
     def encrypted(self):
         return bool(self.params["encrypt_to"])
 
+    @property
+    def series(self):
+        """The set's series: bot, engine, database, id and the directory it is in."""
+        return dict(series(self.params["bot"], self.engine, self.database), dir=self.directory)
+
     def predict(self):
         """The path a run would write now, for check mode and the space check."""
         if self.params["dest"]:
             return self.params["dest"]
-        return os.path.join(self.params["dest_dir"], backup_name(self.stem, utc_now(), self.ext,
-                                                                 self.name_compression, self.encrypted))
+        return os.path.join(self.directory, backup_name(self.stem, utc_now(), self.ext, self.name_compression,
+                                                        self.encrypted))
 
     @staticmethod
     def manifest_for(path):
         return manifest_path(path)
 
     def check_space(self, needed_bytes):
-        """Before anything is written: the directory exists, is writable, has room."""
-        return check_destination_dir(os.path.dirname(os.path.abspath(self.predict())), needed_bytes)
+        """Before anything is written: the directory exists, is writable, has room.
+        A series directory not made yet: its nearest existing parent, under the root."""
+        directory = self.directory
+        if self.params.get("backup_root"):
+            while not os.path.isdir(directory) and directory != os.path.dirname(self.params["backup_root"]):
+                directory = os.path.dirname(directory)
+        return check_destination_dir(directory, needed_bytes)
 
     def lock(self, key):
         """The database's backup lock (``lock_timeout``); reserve the name inside it."""
@@ -151,22 +170,24 @@ class BackupSetWriter:
         second lock, on the name's directory and stem, is held until the set is
         committed or abandoned, so two databases whose files share a name never
         get the same automatic name in one directory either."""
-        directory = os.path.dirname(os.path.abspath(self.predict()))
+        if self.params.get("backup_root") and not os.path.isdir(self.directory):
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        directory = os.path.abspath(self.directory)
         self._name_lock = DatabaseLock("set names %s/%s" % (directory, self.stem), self.params["lock_timeout"])
         self._name_lock.__enter__()
         if self.params["dest"]:
             self.final, self.created = self.params["dest"], utc_now()
         else:
-            self.final, self.created = auto_destination(self.params["dest_dir"], self.stem, self.ext,
+            self.final, self.created = auto_destination(self.directory, self.stem, self.ext,
                                                         self.name_compression, self.encrypted)
         return self.final
 
     def beside(self, suffix, compression):
         """A companion file's final path (the globals of a dump): the set's name and
         time with ``suffix``, its compression's and (encrypted) ``.age``."""
-        if self.params["dest_dir"]:
-            return os.path.join(self.params["dest_dir"], backup_name(self.stem, self.created, suffix, compression,
-                                                                     self.encrypted))
+        if not self.params["dest"]:
+            return os.path.join(self.directory, backup_name(self.stem, self.created, suffix, compression,
+                                                            self.encrypted))
         return self.final + suffix + COMPRESSION_SUFFIX[compression] + (ENCRYPTED_SUFFIX if self.encrypted else "")
 
     def temp(self, final=None):
@@ -192,7 +213,7 @@ class BackupSetWriter:
             compress_file(source, sink, compression, self.params["compression_level"], digest=digest)
         return out, sink.size, sink.sha256
 
-    def store(self, copy, compression, pool):
+    def file_of_copy(self, copy, compression, pool):
         """(file to publish, its size, its sha256, the copy's sha256) for a copy of
         the set. Uncompressed, the copy itself, hashed while ``pool`` flushes it to
         disk (beside whatever else runs there); compressed, a new file of the set,

@@ -13,6 +13,7 @@ import os
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, sha256_file
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import MANIFEST_SUFFIX, read_manifest
+from ansible_collections.botops.runbook.plugins.module_utils._series import series
 
 
 def parse_time(text):
@@ -78,6 +79,7 @@ def _read_set(manifest_file, verify_checksums, now, problems):
         "database": manifest.get("database"),
         "host": manifest.get("host"),
         "bot": manifest.get("bot"),
+        "series": dict(series(manifest.get("bot"), manifest.get("engine"), manifest.get("database")), dir=directory),
         "created_at": created_at,
         "age": int((now - created_at).total_seconds()),
         "size": sum(entry.get("size") or 0 for entry in manifest["files"]),
@@ -102,6 +104,14 @@ def _read_set(manifest_file, verify_checksums, now, problems):
     return backup
 
 
-def public(backup):
+def as_result(backup):
     """A set as a module returns it (times as text)."""
     return dict(backup, created_at=backup["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def by_series(sets):
+    """{series id: [sets, newest first]} of ``sets`` (newest first themselves)."""
+    groups = {}
+    for backup in sets:
+        groups.setdefault(backup["series"]["id"], []).append(backup)
+    return groups

@@ -90,6 +90,12 @@ def connect(params, db=None, autocommit=True):
     return conn
 
 
+def explain(action):
+    """For ``run_main``: a psycopg2 error met while doing ``action``, in words."""
+    return lambda exc: "%s failed: %s" % (action, first_line(str(exc))) if HAS_PSYCOPG2 and isinstance(
+        exc, psycopg2.Error) else None
+
+
 def on_connection(conn, work, what):
     """``work(conn)``; a database error becomes PostgresError naming ``what``."""
     try:
@@ -405,6 +411,17 @@ class PostgresClient:
 
     def on_database(self, db, work, what):
         return on_database(self.params, db, work, what)
+
+    def database_size(self, conn):
+        return database_size(conn, self.params["db"])
+
+    @staticmethod
+    def server_version(conn):
+        return server_version_string(conn)
+
+    @staticmethod
+    def row_counts(conn, exact=False):
+        return table_row_counts(conn, exact)
 
     def check_client(self, tool, conn):
         """``tool`` is not older than the server behind ``conn``; returns its version."""

@@ -167,6 +167,20 @@ def describe_failure(exc, action, path):
     return "%s failed: %s; nothing was kept under '%s'" % (action, describe_error(exc), path)
 
 
+def switch_to_wal(path, busy_timeout):
+    """Set ``path`` to WAL (persistent): backups then never block the bot."""
+    conn = connect(path, readonly=False, busy_timeout=busy_timeout)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise SqliteError("cannot switch database '%s' to WAL: %s" % (path, describe_error(exc)))
+    finally:
+        conn.close()
+    if mode != "wal":
+        raise SqliteError("cannot switch database '%s' to WAL: SQLite kept journal mode '%s'" % (path, mode))
+    return mode
+
+
 def explain(action):
     """For ``run_main``: a sqlite3 error met while doing ``action``, in words."""
     return lambda exc: "%s failed: %s" % (action, describe_error(exc)) if isinstance(exc, sqlite3.Error) else None

@@ -13,7 +13,7 @@ description:
     M(botops.runbook.postgresql_backup) from their manifests - path, engine,
     database, time, age, size, verified or not.
   - Returns the latest backup and the latest verified one with their ages, so a play
-    can fail on freshness with O(max_age) - the runbooks learn that backups stopped
+    can fail on freshness with O(max_age) - instead of learning that backups stopped
     when they need one.
   - Files without a manifest, manifests whose files are gone, unreadable manifests and
     (with O(verify_checksums)) checksum mismatches are reported as problems, never ignored.
@@ -35,6 +35,9 @@ options:
     description: Look in subdirectories too (the C(<bot>/<engine>-<database>/) tree).
     type: bool
     default: true
+  bot:
+    description: Only the sets of this bot.
+    type: str
   database:
     description: Only the sets of this database.
     type: str
@@ -77,8 +80,25 @@ backups:
   type: list
   elements: dict
   sample: [{"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst", "name": "bot_data_20261122T031500Z.db.zst",
-            "engine": "sqlite", "database": "bot_data", "created_at": "2026-11-22T03:15:00Z", "age": 3600,
+            "engine": "sqlite", "database": "bot_data", "bot": "bot", "created_at": "2026-11-22T03:15:00Z", "age": 3600,
+            "series": {"bot": "bot", "engine": "sqlite", "database": "bot_data", "id": "bot/sqlite-bot_data",
+                       "dir": "/var/backups/botops/bot/sqlite-bot_data"},
             "size": 4194304, "verified": true, "complete": true, "checksums": "ok"}]
+series:
+  description:
+    - Every backup series found - its key (C(bot), C(engine), C(database)), its C(id)
+      (C(<bot>/<engine>-<database>), the path of its directory under a backup root),
+      the directory C(dir) its newest set is in, and its C(count), C(size), C(latest)
+      and C(latest_verified) set. Roles group and place sets by it instead of
+      composing paths.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"bot": "bot", "engine": "sqlite", "database": "bot_data", "id": "bot/sqlite-bot_data",
+            "dir": "/var/backups/botops/bot/sqlite-bot_data", "count": 14, "size": 58720256,
+            "latest": {"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst", "age": 3600},
+            "latest_verified": {"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db.zst",
+                                "age": 3600}}]
 latest:
   description: The newest set (path, created_at, age), or null.
   returned: always
@@ -112,17 +132,59 @@ total_size:
   returned: always
   type: int
   sample: 12582912
+elapsed:
+  description: Seconds the listing took.
+  returned: always
+  type: float
+  sample: 0.02
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
-from ansible_collections.botops.runbook.plugins.module_utils._catalog import public, scan
-from ansible_collections.botops.runbook.plugins.module_utils._retention import RetentionError, parse_duration
+from ansible_collections.botops.runbook.plugins.module_utils._catalog import as_result, by_series, scan
+from ansible_collections.botops.runbook.plugins.module_utils._retention import parse_duration
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
 
 def summary(backup):
     return {"path": backup["path"], "created_at": backup["created_at"], "age": backup["age"]} if backup else None
+
+
+def newest_verified(sets):
+    verified = [b for b in sets if b["verified"] and b["complete"]]
+    return verified[0] if verified else None
+
+
+def series_list(sets):
+    """Each series of ``sets`` (newest first): its key, id, directory and newest sets."""
+    listed = []
+    for members in by_series(sets).values():
+        listed.append(dict(members[0]["series"], count=len(members), size=sum(b["size"] for b in members),
+                           latest=summary(members[0]), latest_verified=summary(newest_verified(members))))
+    return sorted(listed, key=lambda entry: entry["id"])
+
+
+def catalog(module, result):
+    params = module.params
+    max_age = parse_duration(params["max_age"])
+    found = scan(params["path"], recurse=params["recurse"], verify_checksums=params["verify_checksums"])
+    sets = [as_result(b) for b in found["sets"]
+            if all(not params[key] or b[key] == params[key] for key in ("bot", "database", "engine"))]
+    verified = newest_verified(sets)
+    result.update(backups=sets, series=series_list(sets), latest=summary(sets[0] if sets else None),
+                  latest_verified=summary(verified), problems=found["problems"], unknown_files=found["unknown_files"],
+                  temporary_files=found["temporary_files"], total_size=sum(b["size"] for b in sets))
+    if max_age is not None:
+        if not verified:
+            raise BackupError("no verified backup in '%s'%s; backups have stopped or never ran"
+                              % (params["path"], " for database '%s'" % params["database"] if params["database"] else ""))
+        if verified["age"] > max_age:
+            raise BackupError("the latest verified backup '%s' is %d s old, more than max_age %s; backups have "
+                              "stopped" % (verified["path"], verified["age"], params["max_age"]))
+    if params["fail_on_problems"] and result["problems"]:
+        raise BackupError("%d problem(s) in '%s': %s" % (len(result["problems"]), params["path"],
+                                                         "; ".join(result["problems"][:3])))
 
 
 def main():
@@ -130,6 +192,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             recurse=dict(type="bool", default=True),
+            bot=dict(type="str"),
             database=dict(type="str"),
             engine=dict(type="str", choices=["sqlite", "postgresql"]),
             verify_checksums=dict(type="bool", default=False),
@@ -138,38 +201,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        max_age = parse_duration(params["max_age"])
-        catalog = scan(params["path"], recurse=params["recurse"], verify_checksums=params["verify_checksums"])
-    except (BackupError, RetentionError) as exc:
-        module.fail_json(msg=str(exc))
-    sets = [public(b) for b in catalog["sets"]
-            if (not params["database"] or b["database"] == params["database"])
-            and (not params["engine"] or b["engine"] == params["engine"])]
-    verified = [b for b in sets if b["verified"] and b["complete"]]
-    result = {
-        "changed": False,
-        "backups": sets,
-        "latest": summary(sets[0] if sets else None),
-        "latest_verified": summary(verified[0] if verified else None),
-        "problems": catalog["problems"],
-        "unknown_files": catalog["unknown_files"],
-        "temporary_files": catalog["temporary_files"],
-        "total_size": sum(b["size"] for b in sets),
-    }
-    if max_age is not None:
-        if not verified:
-            module.fail_json(msg="no verified backup in '%s'%s; backups have stopped or never ran"
-                             % (params["path"], " for database '%s'" % params["database"] if params["database"] else ""),
-                             **result)
-        if verified[0]["age"] > max_age:
-            module.fail_json(msg="the latest verified backup '%s' is %d s old, more than max_age %s; backups have "
-                                 "stopped" % (verified[0]["path"], verified[0]["age"], params["max_age"]), **result)
-    if params["fail_on_problems"] and result["problems"]:
-        module.fail_json(msg="%d problem(s) in '%s': %s" % (len(result["problems"]), params["path"],
-                                                            "; ".join(result["problems"][:3])), **result)
-    module.exit_json(**result)
+    run_main(module, lambda result: catalog(module, result), {"changed": False},
+             "listing the backups in '%s'" % module.params["path"], subject=module.params["path"])
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ description:
   - Deletes the backup sets that no retention rule keeps - C(keep_last),
     C(keep_hourly), C(keep_daily), C(keep_weekly), C(keep_monthly), C(keep_yearly) (as
     restic and borgmatic define them) and C(max_age).
-  - Sets are grouped by (host, engine, database) from their manifests, so two
-    databases in one directory never prune each other.
+  - Sets are grouped by their series - (bot, engine, database) from their
+    manifests - so two bots or two databases in one tree never prune each other.
   - Never deletes the newest verified backup of a group. Never deletes a file without a
     manifest unless O(prune_unknown=true). Deletes a backup and its manifest together.
-  - Refuses a policy that would keep nothing. Replaces the runbooks'
+  - Refuses a policy that would keep nothing. Replaces the usual
     C(find -mtime +30 -delete), which happily deletes the only good backup.
 author:
   - botops.runbook developers (@botops)
@@ -36,6 +36,9 @@ options:
     description: Look in subdirectories too.
     type: bool
     default: true
+  bot:
+    description: Only prune the sets of this bot.
+    type: str
   database:
     description: Only prune the sets of this database.
     type: str
@@ -87,7 +90,7 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: The runbooks' "daily backups kept 30 days", plus months for a year
+- name: Daily backups kept 30 days, plus one a month for a year
   botops.runbook.backup_prune:
     path: /var/backups/botops/reminder-bot
     keep_daily: 30
@@ -131,6 +134,11 @@ freed:
   returned: always
   type: int
   sample: 41943040
+elapsed:
+  description: Seconds the run took.
+  returned: always
+  type: float
+  sample: 0.05
 """
 
 import datetime
@@ -140,12 +148,13 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
-from ansible_collections.botops.runbook.plugins.module_utils._catalog import scan
+from ansible_collections.botops.runbook.plugins.module_utils._catalog import by_series, scan
 from ansible_collections.botops.runbook.plugins.module_utils._retention import (
     RetentionError,
     parse_duration,
     select,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
 try:
     from zoneinfo import ZoneInfo
@@ -171,44 +180,35 @@ def remove(path):
         os.unlink(path)
 
 
-def main():
-    spec = dict(
-        path=dict(type="path", required=True),
-        recurse=dict(type="bool", default=True),
-        database=dict(type="str"),
-        max_age=dict(type="str"),
-        timezone=dict(type="str", default="UTC"),
-        prune_unknown=dict(type="bool", default=False),
-        temporary_grace=dict(type="str", default="1d"),
-    )
-    for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
-        spec["keep_" + name] = dict(type="int", default=0)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+def stamp(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan(params, catalog, now, policy, tz):
+    """(kept, deleted): retention applied to each series on its own."""
+    chosen = [b for b in catalog["sets"] if b["complete"]
+              and all(not params[key] or b[key] == params[key] for key in ("bot", "database"))]
+    kept, deleted = [], []
+    for members in by_series(chosen).values():
+        keep = select([dict(b, id=b["path"]) for b in members], now, policy, tz=tz)
+        for backup in members:
+            if backup["path"] in keep:
+                kept.append({"path": backup["path"], "created_at": stamp(backup["created_at"]),
+                             "reasons": keep[backup["path"]]})
+            else:
+                deleted.append(backup)
+    return kept, deleted
+
+
+def prune(module, spec, result):
     params = module.params
     now = datetime.datetime.now(datetime.timezone.utc)
-    try:
-        policy = {k: params[k] for k in spec if k.startswith("keep_")}
-        policy["max_age"] = parse_duration(params["max_age"])
-        grace = parse_duration(params["temporary_grace"])
-        tz = time_zone(params["timezone"])
-        catalog = scan(params["path"], recurse=params["recurse"], now=now)
-        groups = {}
-        for backup in catalog["sets"]:
-            if params["database"] and backup["database"] != params["database"]:
-                continue
-            if backup["complete"]:
-                groups.setdefault((backup["host"], backup["engine"], backup["database"]), []).append(backup)
-        kept, deleted = [], []
-        for members in groups.values():
-            keep = select([dict(b, id=b["path"]) for b in members], now, policy, tz=tz)
-            for backup in members:
-                if backup["path"] in keep:
-                    kept.append({"path": backup["path"], "created_at": backup["created_at"],
-                                 "reasons": keep[backup["path"]]})
-                else:
-                    deleted.append(backup)
-    except (BackupError, RetentionError) as exc:
-        module.fail_json(msg=str(exc))
+    policy = {k: params[k] for k in spec if k.startswith("keep_")}
+    policy["max_age"] = parse_duration(params["max_age"])
+    grace = parse_duration(params["temporary_grace"])
+    tz = time_zone(params["timezone"])
+    catalog = scan(params["path"], recurse=params["recurse"], now=now)
+    kept, deleted = plan(params, catalog, now, policy, tz)
 
     doomed = []
     for backup in deleted:
@@ -217,17 +217,10 @@ def main():
         doomed += catalog["unknown_files"]
     doomed += [p for p in catalog["temporary_files"] if grace is not None and
                (now.timestamp() - os.path.getmtime(p)) > grace]
-    freed = sum(b["size"] for b in deleted)
-
-    result = {
-        "changed": bool(doomed),
-        "deleted": [{"path": b["path"], "created_at": b["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")}
-                    for b in deleted],
-        "kept": [dict(k, created_at=k["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")) for k in kept],
-        "deleted_files": doomed,
-        "problems": catalog["problems"],
-        "freed": freed,
-    }
+    result.update(changed=bool(doomed), deleted=[{"path": b["path"], "created_at": stamp(b["created_at"])}
+                                                 for b in deleted],
+                  kept=kept, deleted_files=doomed, problems=catalog["problems"],
+                  freed=sum(b["size"] for b in deleted))
     if module._diff:
         before = sorted(b["path"] for b in deleted) + sorted(k["path"] for k in kept)
         result["diff"] = {"before": "\n".join(sorted(before)) + "\n",
@@ -237,9 +230,25 @@ def main():
             try:
                 remove(path)
             except OSError as exc:
-                module.fail_json(msg="cannot delete '%s': %s; nothing after it was deleted" % (path, exc.strerror),
-                                 **result)
-    module.exit_json(**result)
+                raise BackupError("cannot delete '%s': %s; nothing after it was deleted" % (path, exc.strerror))
+
+
+def main():
+    spec = dict(
+        path=dict(type="path", required=True),
+        recurse=dict(type="bool", default=True),
+        bot=dict(type="str"),
+        database=dict(type="str"),
+        max_age=dict(type="str"),
+        timezone=dict(type="str", default="UTC"),
+        prune_unknown=dict(type="bool", default=False),
+        temporary_grace=dict(type="str", default="1d"),
+    )
+    for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
+        spec["keep_" + name] = dict(type="int", default=0)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run_main(module, lambda result: prune(module, spec, result), {"changed": False},
+             "pruning the backups in '%s'" % module.params["path"], subject=module.params["path"])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ description:
   - Writes a manifest beside the backup in the format the SQLite modules use, with
     server and pg_dump versions, database size, format, row counts per table and the
     sha256 of every file.
-  - Replaces the runbooks' C(pg_dump) from cron, which nobody checks restores.
+  - Replaces a bare C(pg_dump) from cron, which nobody checks restores.
 author:
   - botops.runbook developers (@botops)
 extends_documentation_fragment:
@@ -188,6 +188,14 @@ cmd:
   type: list
   elements: str
   sample: ["pg_dump", "--format=custom", "--compress=0", "--snapshot=00000003-0000001B-1", "clips"]
+series:
+  description:
+    - The set's series - the key (bot, engine, database), its C(id)
+      (C(<bot>/<engine>-<database>)) and the directory C(dir) the set is in.
+  returned: success
+  type: dict
+  sample: {"bot": "reminder-bot", "engine": "postgresql", "database": "botdb",
+           "id": "reminder-bot/postgresql-botdb", "dir": "/var/backups/botops/reminder-bot/postgresql-botdb"}
 elapsed:
   description: Seconds the backup took, verification included.
   returned: always
@@ -211,9 +219,6 @@ from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     PostgresClient,
     connection_argument_spec,
     count_differences,
-    database_size,
-    server_version_string,
-    table_row_counts,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
@@ -262,7 +267,7 @@ def verify_restore(client, path, fmt, compression, expected):
     with client.scratch_database("verify") as scratch:
         client.restore(path, fmt, compression, scratch, options=[] if fmt == "plain" else ["--no-owner"],
                        what="verification restore of '%s'" % path)
-        actual = client.on_database(scratch, lambda conn: table_row_counts(conn, exact=True), "counting the rows")
+        actual = client.on_database(scratch, lambda conn: client.row_counts(conn, exact=True), "counting the rows")
     differ = count_differences(expected, actual)
     if differ:
         raise BackupError("dump '%s' restored with other row counts than its snapshot: %s" % (path, differ))
@@ -290,12 +295,12 @@ def back_up(module, client, result):
     conn = client.connect(autocommit=False)
     try:
         dump_version = client.check_client("pg_dump", conn)
-        size = database_size(conn, params["db"])
+        size = client.database_size(conn)
         with BackupSetWriter(module, "postgresql", params["db"], params["db"], EXTENSIONS[fmt],
                              "none" if fmt == "directory" else compression) as backup:
             backup.check_space(size)
-            result.update(changed=True, dest=backup.predict(), database_size=size,
-                          server_version=server_version_string(conn), pg_dump_version=dump_version,
+            result.update(changed=True, dest=backup.predict(), database_size=size, series=backup.series,
+                          server_version=client.server_version(conn), pg_dump_version=dump_version,
                           compression=compression, format=fmt)
             result["manifest"] = backup.manifest_for(result["dest"])
             conn.rollback()
@@ -338,7 +343,7 @@ def dump(backup, client, conn, compression):
         cur.execute("SELECT pg_export_snapshot()")
         snapshot = cur.fetchone()[0]
     exact = params["row_counts"] == "exact" or params["verify"] == "restore"
-    tables = table_row_counts(conn, exact=exact)
+    tables = client.row_counts(conn, exact=exact)
     argv = [client.binary("pg_dump"), "--format=%s" % params["format"], "--snapshot=%s" % snapshot]
     argv += selection_args(params)
     what = "pg_dump of %s" % client.describe()

@@ -9,7 +9,7 @@ module: postgresql_check
 short_description: Health and integrity check of a PostgreSQL database, read-only
 version_added: 0.1.0
 description:
-  - Checks what the clip-saver and PsychoChauffeur runbooks watch by hand - connectivity
+  - Checks what bot operators watch by hand - connectivity
     and server version, database size, the largest tables, dead-tuple ratios, unused
     indexes, long-running transactions, connections against C(max_connections),
     checksum failures, and C(amcheck) (C(bt_index_check) on every btree index) when
@@ -30,11 +30,11 @@ attributes:
     description: Nothing is changed, so there is no diff.
 options:
   connections_warning:
-    description: Share of C(max_connections) in use that is a warning (the runbooks' 80 %).
+    description: Share of C(max_connections) in use that is a warning (80 % by default).
     type: float
     default: 0.8
   connections_critical:
-    description: Share of C(max_connections) in use that is a problem (the runbooks' 95 %).
+    description: Share of C(max_connections) in use that is a problem (95 % by default).
     type: float
     default: 0.95
   dead_tuple_ratio:
@@ -133,49 +133,55 @@ amcheck:
   returned: always
   type: str
   sample: checked 7 indexes
+elapsed:
+  description: Seconds the check took.
+  returned: always
+  type: float
+  sample: 0.3
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
+    PostgresClient,
     PostgresError,
-    connect,
     connection_argument_spec,
-    database_size,
+    explain,
     first_line,
     psycopg2,
-    require_psycopg2,
-    server_version_string,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
 
-def rows(cur, statement, args=None):
+def fetch_all(cur, statement, args=None):
     cur.execute(statement, args)
     return cur.fetchall()
 
 
-def check(conn, params, findings):
+def health_facts(conn, params, findings):
+    """Tables, indexes, transactions, connections, checksums and amcheck; problems and
+    warnings are appended to ``findings``."""
     problems, warnings = findings
     result = {}
     with conn.cursor() as cur:
         result["largest_tables"] = [
             {"table": name, "bytes": size, "live": live, "dead": dead}
-            for name, size, live, dead in rows(cur, """
+            for name, size, live, dead in fetch_all(cur, """
                 SELECT schemaname || '.' || relname, pg_total_relation_size(relid), n_live_tup, n_dead_tup
                 FROM pg_stat_user_tables ORDER BY 2 DESC LIMIT %s""", (params["largest_tables"],))]
-        for name, live, dead in rows(cur, """
+        for name, live, dead in fetch_all(cur, """
                 SELECT schemaname || '.' || relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables
                 WHERE n_live_tup >= 1000 AND n_dead_tup > n_live_tup * %s""", (params["dead_tuple_ratio"],)):
             warnings.append("table %s has %d dead tuples for %d live ones; VACUUM it" % (name, dead, live))
 
-        result["unused_indexes"] = [name for (name,) in rows(cur, """
+        result["unused_indexes"] = [name for (name,) in fetch_all(cur, """
             SELECT s.schemaname || '.' || s.indexrelname FROM pg_stat_user_indexes s
             JOIN pg_index i ON i.indexrelid = s.indexrelid
             WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary ORDER BY 1""")]
 
         result["long_transactions"] = [
             {"pid": pid, "seconds": int(seconds), "state": state, "application_name": app}
-            for pid, seconds, state, app in rows(cur, """
+            for pid, seconds, state, app in fetch_all(cur, """
                 SELECT pid, extract(epoch FROM now() - xact_start), state, application_name FROM pg_stat_activity
                 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
                   AND now() - xact_start > make_interval(secs => %s)""", (params["long_transaction_seconds"],))]
@@ -183,8 +189,8 @@ def check(conn, params, findings):
             problems.append("transaction of pid %d (%s, %s) open for %d s"
                             % (tx["pid"], tx["application_name"] or "?", tx["state"], tx["seconds"]))
 
-        used = rows(cur, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
-        maximum = int(rows(cur, "SHOW max_connections")[0][0])
+        used = fetch_all(cur, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
+        maximum = int(fetch_all(cur, "SHOW max_connections")[0][0])
         ratio = used / float(maximum)
         result["connections"] = {"used": used, "max": maximum, "ratio": round(ratio, 3)}
         text = "connections at %d%% of max_connections (%d of %d)" % (ratio * 100, used, maximum)
@@ -193,7 +199,7 @@ def check(conn, params, findings):
         elif ratio >= params["connections_warning"]:
             warnings.append(text)
 
-        failures = rows(cur, "SELECT checksum_failures FROM pg_stat_database WHERE datname = current_database()")
+        failures = fetch_all(cur, "SELECT checksum_failures FROM pg_stat_database WHERE datname = current_database()")
         result["checksum_failures"] = failures[0][0] if failures else None
         if result["checksum_failures"]:
             problems.append("%d data checksum failure(s) in this database: storage is corrupting pages; restore "
@@ -206,9 +212,9 @@ def check(conn, params, findings):
 def run_amcheck(cur, params, problems, warnings):
     if not params["amcheck"]:
         return "skipped"
-    if not rows(cur, "SELECT 1 FROM pg_extension WHERE extname = 'amcheck'"):
+    if not fetch_all(cur, "SELECT 1 FROM pg_extension WHERE extname = 'amcheck'"):
         return "not installed"
-    indexes = rows(cur, """
+    indexes = fetch_all(cur, """
         SELECT c.oid::regclass::text, c.oid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE a.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid
@@ -229,6 +235,24 @@ def run_amcheck(cur, params, problems, warnings):
     return "checked %d indexes" % len(indexes)
 
 
+def check(client, result):
+    params = client.params
+    problems, warnings = [], []
+    conn = client.connect(autocommit=False)
+    try:
+        conn.set_session(readonly=True)
+        result["server_version"] = client.server_version(conn)
+        result["database_size"] = client.database_size(conn)
+        result.update(health_facts(conn, params, (problems, warnings)))
+        conn.rollback()
+    finally:
+        conn.close()
+    result.update(ok=not problems, problems=problems, warnings_found=warnings)
+    if problems and params["fail_on_problems"]:
+        raise PostgresError("health check of database '%s' found %d problem(s): %s" % (
+            params["db"], len(problems), "; ".join(problems[:3])))
+
+
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
@@ -241,31 +265,10 @@ def main():
         fail_on_problems=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require_psycopg2(module)
-    params = module.params
-    problems, warnings = [], []
-    result = {"changed": False}
-    conn = None
-    try:
-        conn = connect(params, autocommit=False)
-        conn.set_session(readonly=True)
-        result["server_version"] = server_version_string(conn)
-        result["database_size"] = database_size(conn, params["db"])
-        result.update(check(conn, params, (problems, warnings)))
-        conn.rollback()
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc), ok=False, changed=False)
-    except psycopg2.Error as exc:
-        module.fail_json(msg="health check of database '%s' failed: %s" % (params["db"], first_line(str(exc))),
-                         ok=False, changed=False)
-    finally:
-        if conn is not None:
-            conn.close()
-    result.update(ok=not problems, problems=problems, warnings_found=warnings)
-    if problems and params["fail_on_problems"]:
-        module.fail_json(msg="health check of database '%s' found %d problem(s): %s" % (
-            params["db"], len(problems), "; ".join(problems[:3])), **result)
-    module.exit_json(**result)
+    client = PostgresClient(module)
+    action = "health check of database '%s'" % module.params["db"]
+    run_main(module, lambda result: check(client, result), {"changed": False, "ok": False}, action,
+             describe=explain(action))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ description:
   - The checksums are proven before C(pg_restore) or C(psql) reads a byte; a dump's
     table of contents is SQL that runs as O(login_user), so a file its manifest does
     not vouch for never gets that far (a recovery pays one read of the file for it).
-  - Replaces the runbooks' C(psql < dump.sql) and C(pg_restore -t messages) by hand.
+  - Replaces C(psql < dump.sql) and C(pg_restore -t messages) run by hand.
 author:
   - botops.runbook developers (@botops)
 extends_documentation_fragment:
@@ -129,7 +129,7 @@ EXAMPLES = r"""
     db: clips
     target_db: clips_restored
 
-- name: Put the messages table back from a dump (the runbooks' pg_restore -t messages)
+- name: Put the messages table back from a dump (what pg_restore -t messages does by hand)
   botops.runbook.postgresql_restore:
     src: "{{ backup.dest }}"
     db: psychochauffeur

@@ -9,7 +9,7 @@ module: postgresql_vacuum
 short_description: VACUUM, ANALYZE and REINDEX a PostgreSQL database, schema or tables
 version_added: 0.1.0
 description:
-  - Runs the runbooks' weekly C(VACUUM ANALYZE), and C(REINDEX) (C(CONCURRENTLY) on
+  - Runs the weekly C(VACUUM ANALYZE) bots need, and C(REINDEX) (C(CONCURRENTLY) on
     servers that have it, PostgreSQL 12 and newer), for the whole database, one
     schema, or listed tables or indexes.
   - Every identifier is quoted with C(psycopg2.sql), and every table or index is looked
@@ -67,7 +67,7 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Weekly VACUUM ANALYZE (clip-saver runbook)
+- name: Weekly VACUUM ANALYZE
   botops.runbook.postgresql_vacuum:
     db: clips
 
@@ -102,19 +102,16 @@ elapsed:
   sample: 3.2
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
+    PostgresClient,
     PostgresError,
-    connect,
     connection_argument_spec,
-    first_line,
-    psycopg2,
-    require_psycopg2,
+    explain,
     sql,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
 
 def split_name(name):
@@ -173,29 +170,12 @@ def build_statements(params, tables, indexes, schema, server_version):
     return [head]
 
 
-def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(
-        operation=dict(type="str", choices=["vacuum", "analyze", "reindex"], default="vacuum"),
-        full=dict(type="bool", default=False),
-        freeze=dict(type="bool", default=False),
-        analyze=dict(type="bool", default=True),
-        schema=dict(type="str"),
-        tables=dict(type="list", elements="str", default=[]),
-        indexes=dict(type="list", elements="str", default=[]),
-        concurrently=dict(type="bool", default=True),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("schema", "tables")],
-                           supports_check_mode=True)
-    require_psycopg2(module)
-    params = module.params
-    started = time.monotonic()
-    conn = None
-    result = {"changed": False}
+def maintain(client, result):
+    params = client.params
+    if params["indexes"] and params["operation"] != "reindex":
+        raise PostgresError("indexes= goes with operation=reindex")
+    conn = client.connect()  # autocommit: VACUUM cannot run inside a transaction
     try:
-        if params["indexes"] and params["operation"] != "reindex":
-            raise PostgresError("indexes= goes with operation=reindex")
-        conn = connect(params)  # autocommit: VACUUM cannot run inside a transaction
         with conn.cursor() as cur:
             tables = resolve(cur, params["tables"], "rp", "table(s)")
             indexes = resolve(cur, params["indexes"], "iI", "index(es)")
@@ -215,7 +195,7 @@ def main():
             else:
                 changed = True
             result.update(changed=changed, before=before)
-            if not module.check_mode:
+            if not client.module.check_mode:
                 for statement in statements:
                     cur.execute(statement)
                 cur.execute("SELECT pg_stat_clear_snapshot()")
@@ -223,16 +203,27 @@ def main():
             else:
                 after = before
             result["after"] = after
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except psycopg2.Error as exc:
-        module.fail_json(msg="%s of database '%s' failed: %s"
-                         % (params["operation"], params["db"], first_line(str(exc))), **result)
     finally:
-        if conn is not None:
-            conn.close()
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+        conn.close()
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        operation=dict(type="str", choices=["vacuum", "analyze", "reindex"], default="vacuum"),
+        full=dict(type="bool", default=False),
+        freeze=dict(type="bool", default=False),
+        analyze=dict(type="bool", default=True),
+        schema=dict(type="str"),
+        tables=dict(type="list", elements="str", default=[]),
+        indexes=dict(type="list", elements="str", default=[]),
+        concurrently=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("schema", "tables")],
+                           supports_check_mode=True)
+    client = PostgresClient(module)
+    action = "%s of database '%s'" % (module.params["operation"], module.params["db"])
+    run_main(module, lambda result: maintain(client, result), {"changed": False}, action, describe=explain(action))
 
 
 if __name__ == "__main__":

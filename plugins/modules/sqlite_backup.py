@@ -18,7 +18,7 @@ description:
   - Writes a manifest beside the backup (JSON, shared with the PostgreSQL modules) with
     engine, source, host, time, size and sha256, uncompressed size, SQLite version,
     page size, journal mode, row counts per table, schema hash, the verification.
-  - Replaces the runbooks' C(cp bot_data.db backup/) of a live database, which can
+  - Replaces a C(cp bot_data.db backup/) of a live database, which can
     give a stale or corrupt copy of a WAL database.
   - Uses Python's C(sqlite3) on the managed host; no sqlite3 CLI is needed.
 author:
@@ -161,6 +161,14 @@ journal_mode:
   returned: always
   type: str
   sample: wal
+series:
+  description:
+    - The set's series - the key (bot, engine, database), its C(id)
+      (C(<bot>/<engine>-<database>)) and the directory C(dir) the set is in.
+  returned: success
+  type: dict
+  sample: {"bot": "reminder-bot", "engine": "sqlite", "database": "bot_data",
+           "id": "reminder-bot/sqlite-bot_data", "dir": "/var/backups/botops/reminder-bot/sqlite-bot_data"}
 elapsed:
   description: Seconds the backup took, verification included.
   returned: always
@@ -170,24 +178,22 @@ elapsed:
 
 import os
 import sqlite3
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import (
-    DESTINATION_RULES,
     BackupSetWriter,
-    backup_destination_argument_spec,
+    backup_module_args,
     resolve_compression,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
-    SqliteError,
     check_copy,
     connect,
-    describe_error,
     describe_failure,
+    switch_to_wal,
 )
 
 # Rough one-step copy speed, for the warning about blocked writers in delete mode.
@@ -199,23 +205,7 @@ def source_size(path):
     return os.path.getsize(path) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
 
 
-def switch_to_wal(module, path, busy_timeout):
-    """Set the source to WAL (persistent): backups then never block the bot."""
-    if module.check_mode:
-        return "wal"
-    conn = connect(path, readonly=False, busy_timeout=busy_timeout)
-    try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    except sqlite3.Error as exc:
-        raise SqliteError("cannot switch database '%s' to WAL: %s" % (path, describe_error(exc)))
-    finally:
-        conn.close()
-    if mode != "wal":
-        raise SqliteError("cannot switch database '%s' to WAL: SQLite kept journal mode '%s'" % (path, mode))
-    return mode
-
-
-def snapshot(src, copy_path, method):
+def copy_pages(src, copy_path, method):
     """One consistent snapshot of ``src`` into the empty file ``copy_path``."""
     if method == "vacuum_into":
         src.execute("VACUUM INTO ?", (copy_path,))
@@ -246,13 +236,13 @@ def make_standalone(copy_path):
 def take_backup(backup, src, params, compression, source):
     """Snapshot; verify while compressing; seal; publish; then the manifest."""
     copy = backup.temp()
-    snapshot(src, copy, params["method"])
+    copy_pages(src, copy, params["method"])
     make_standalone(copy)
     # The check runs beside the hashing and the compression (or the flush to
     # disk): SQLite, hashlib, zstandard and fsync release the GIL while they work.
     with ThreadPoolExecutor(max_workers=2) as pool:
         verified = pool.submit(check_copy, copy, params["verify"] == "quick_check")
-        out, size, checksum, plain_sha256 = backup.store(copy, compression, pool)
+        out, size, checksum, plain_sha256 = backup.file_of_copy(copy, compression, pool)
         ok, problems, copy_facts = verified.result()
     if not ok:
         raise BackupError("backup of '%s' failed its %s (%s); nothing was kept under '%s'"
@@ -273,44 +263,28 @@ def take_backup(backup, src, params, compression, source):
             "tables": copy_facts["tables"], "integrity": "ok"}
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            method=dict(type="str", choices=["backup", "vacuum_into"], default="backup"),
-            verify=dict(type="str", choices=["integrity_check", "quick_check"], default="quick_check"),
-            journal_mode=dict(type="str", choices=["wal"]),
-            busy_timeout=dict(type="int", default=10000),
-            **backup_destination_argument_spec()
-        ),
-        supports_check_mode=True,
-        **DESTINATION_RULES
-    )
+def back_up(module, result):
     params = module.params
     path = params["path"]
-    started = time.monotonic()
     stem, ext = os.path.splitext(os.path.basename(path))
-    src = None
+    compression = resolve_compression(params["compression"])
+    src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
     try:
-        compression = resolve_compression(params["compression"])
-        src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
         journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0]
-        changed_mode = params["journal_mode"] == "wal" and journal_mode != "wal"
-        if changed_mode:
+        if params["journal_mode"] == "wal" and journal_mode != "wal":
             src.close()
-            journal_mode = switch_to_wal(module, path, params["busy_timeout"])
+            journal_mode = "wal" if module.check_mode else switch_to_wal(path, params["busy_timeout"])
             src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
         source = {"size": source_size(path), "journal_mode": journal_mode}
 
         with BackupSetWriter(module, "sqlite", stem, stem, ext or ".db", compression) as backup:
             # Room for the uncompressed snapshot, plus the compressed file beside it.
             backup.check_space(source["size"] * (1 if compression == "none" else 2))
-            result = {"changed": True, "dest": backup.predict(), "compression": compression,
-                      "source_size": source["size"], "journal_mode": journal_mode}
+            result.update(changed=True, dest=backup.predict(), compression=compression, series=backup.series,
+                          source_size=source["size"], journal_mode=journal_mode)
             result["manifest"] = backup.manifest_for(result["dest"])
             if module.check_mode:
-                result["elapsed"] = round(time.monotonic() - started, 3)
-                module.exit_json(**result)
+                return
             if journal_mode != "wal":
                 module.warn("database '%s' is in rollback-journal (%s) mode: a consistent copy blocks the bot's "
                             "writes for its whole duration, expected about %.1f s for %d bytes; set journal_mode: "
@@ -323,14 +297,20 @@ def main():
                     result.update(take_backup(backup, src, params, compression, source))
                 except (OSError, sqlite3.Error) as exc:
                     raise BackupError(describe_failure(exc, "backup of '%s'" % path, backup.final))
-    except (SqliteError, BackupError) as exc:
-        module.fail_json(msg=str(exc))
     finally:
-        if src is not None:
-            src.close()
+        src.close()
 
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+
+def main():
+    module = AnsibleModule(**backup_module_args(dict(
+        path=dict(type="path", required=True),
+        method=dict(type="str", choices=["backup", "vacuum_into"], default="backup"),
+        verify=dict(type="str", choices=["integrity_check", "quick_check"], default="quick_check"),
+        journal_mode=dict(type="str", choices=["wal"]),
+        busy_timeout=dict(type="int", default=10000),
+    )))
+    run_main(module, lambda result: back_up(module, result), {"changed": False},
+             "backup of '%s'" % module.params["path"], subject=module.params["path"])
 
 
 if __name__ == "__main__":

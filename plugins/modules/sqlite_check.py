@@ -12,7 +12,7 @@ description:
   - Runs C(PRAGMA integrity_check) (or the faster C(quick_check)) and
     C(PRAGMA foreign_key_check) on a SQLite database and reports its facts
     (size, pages, journal mode, tables with row counts, schema hash).
-  - Replaces the runbooks' hand-run C(sqlite3 bot_data.db "PRAGMA integrity_check")
+  - Replaces a hand-run C(sqlite3 bot_data.db "PRAGMA integrity_check")
     and their "orphaned records" queries.
   - The file is opened read-only (URI C(mode=ro)), so the module never modifies a
     database, even a damaged one. It never reports C(changed).
@@ -73,7 +73,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Check the bot database (the runbooks' weekly integrity check)
+- name: Check the bot database (a weekly integrity check)
   botops.runbook.sqlite_check:
     path: /srv/reminder-bot/shared/data/bot_data.db
 
@@ -167,10 +167,10 @@ elapsed:
 """
 
 import sqlite3
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     SqliteError,
     connect,
@@ -197,31 +197,12 @@ def describe_orphan(row):
     return "orphaned row %s in table '%s' (no parent in '%s')" % (row["rowid"], row["table"], row["parent"])
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            integrity=dict(type="str", choices=["full", "quick", "none"], default="full"),
-            foreign_keys=dict(type="bool", default=True),
-            row_counts=dict(type="bool", default=True),
-            max_problems=dict(type="int", default=100),
-            fail_on_problems=dict(type="bool", default=True),
-            busy_timeout=dict(type="int", default=5000),
-        ),
-        supports_check_mode=True,
-    )
+def check(module, result):
     params = module.params
     path = params["path"]
     if params["max_problems"] < 1:
-        module.fail_json(msg="max_problems must be 1 or more, got %d" % params["max_problems"])
-    started = time.monotonic()
-
-    try:
-        conn = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
-    except SqliteError as exc:
-        module.fail_json(msg=str(exc), ok=False, changed=False)
-
-    result = {"changed": False}
+        raise SqliteError("max_problems must be 1 or more, got %d" % params["max_problems"])
+    conn = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
     try:
         tune_for_scan(conn)
         result.update(run_checks(conn, params))
@@ -236,17 +217,29 @@ def main():
 
     result["problems"] = result["integrity_problems"] + [describe_orphan(r) for r in result["foreign_key_problems"]]
     result["ok"] = not result["problems"]
-    result["elapsed"] = round(time.monotonic() - started, 3)
-
     if not result["ok"] and params["fail_on_problems"]:
         first = result["problems"][0]
         more = len(result["problems"]) - 1
-        module.fail_json(
-            msg="integrity check of database '%s' found %d problem(s): %s%s; restore from the latest "
-                "verified backup, or run with fail_on_problems=false to only report"
-                % (path, len(result["problems"]), first, " (and %d more)" % more if more else ""),
-            **result)
-    module.exit_json(**result)
+        raise SqliteError("integrity check of database '%s' found %d problem(s): %s%s; restore from the latest "
+                          "verified backup, or run with fail_on_problems=false to only report"
+                          % (path, len(result["problems"]), first, " (and %d more)" % more if more else ""))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            integrity=dict(type="str", choices=["full", "quick", "none"], default="full"),
+            foreign_keys=dict(type="bool", default=True),
+            row_counts=dict(type="bool", default=True),
+            max_problems=dict(type="int", default=100),
+            fail_on_problems=dict(type="bool", default=True),
+            busy_timeout=dict(type="int", default=5000),
+        ),
+        supports_check_mode=True,
+    )
+    run_main(module, lambda result: check(module, result), {"changed": False, "ok": False},
+             "integrity check of '%s'" % module.params["path"], subject=module.params["path"])
 
 
 if __name__ == "__main__":

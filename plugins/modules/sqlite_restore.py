@@ -10,7 +10,7 @@ short_description: Restore a SQLite database from a verified backup, safely and 
 version_added: 0.1.0
 description:
   - Restores a backup written by M(botops.runbook.sqlite_backup) (plain, gzip or zstd)
-    to a database path. Replaces the runbooks' C(cp backup.db bot_data.db) over a live
+    to a database path. Replaces a C(cp backup.db bot_data.db) over a live
     database.
   - Before the live database is touched, the backup file is checked against its
     manifest's sha256 and the decompressed candidate passes an integrity check;

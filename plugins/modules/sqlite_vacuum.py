@@ -9,9 +9,9 @@ module: sqlite_vacuum
 short_description: VACUUM, ANALYZE, REINDEX, optimize, checkpoint and journal mode of a SQLite database
 version_added: 0.1.0
 description:
-  - Runs the maintenance the runbooks do by hand (C(VACUUM), C(ANALYZE), C(REINDEX),
+  - Runs the maintenance bot operators do by hand (C(VACUUM), C(ANALYZE), C(REINDEX),
     C(PRAGMA optimize), C(PRAGMA wal_checkpoint(TRUNCATE))) and sets the journal mode
-    (the runbooks recommend WAL).
+    (WAL is what a bot with a backup schedule wants).
   - Reports size, page count and free pages before and after, and C(changed) only
     when something changed.
   - Refuses C(VACUUM) when the free disk space is below what it needs (about twice
@@ -45,7 +45,7 @@ options:
     description:
       - Persistent journal mode to set. C(wal) lets readers, and backups, run while
         the bot writes.
-      - The runbooks also recommend C(synchronous=NORMAL) with WAL. That setting is
+      - C(synchronous=NORMAL) is the usual companion of WAL. That setting is
         per connection and is not stored in the file, so the bot sets it when it
         connects; this module cannot set it for the bot.
     type: str
@@ -63,7 +63,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Weekly maintenance (the runbooks' VACUUM + ANALYZE)
+- name: Weekly maintenance (VACUUM + ANALYZE)
   botops.runbook.sqlite_vacuum:
     path: /srv/games/shared/data/games.db
     operations: [analyze, vacuum]
@@ -99,15 +99,14 @@ elapsed:
 
 import hashlib
 import os
-import sqlite3
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     SqliteError,
     connect,
-    describe_error,
+    explain,
     pragma,
 )
 
@@ -120,7 +119,8 @@ def wal_size(path):
     return os.path.getsize(wal) if os.path.exists(wal) else 0
 
 
-def snapshot(conn, path):
+def file_facts(conn, path):
+    """Size, pages, free pages, journal mode and WAL size of the database now."""
     return {
         "size": os.path.getsize(path),
         "page_count": pragma(conn, "page_count"),
@@ -165,29 +165,17 @@ def check_vacuum_space(path):
                           "filesystem has %d; free space first" % (path, needed, free))
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            operations=dict(type="list", elements="str", default=[], choices=ORDER),
-            journal_mode=dict(type="str", choices=["wal", "delete", "truncate", "persist"]),
-            busy_timeout=dict(type="int", default=10000),
-        ),
-        supports_check_mode=True,
-    )
+def maintain(module, result):
     params = module.params
     path = params["path"]
     wanted = [op for op in ORDER if op in params["operations"]]
     check_mode = module.check_mode
-    started = time.monotonic()
-    outcome = {}
-    conn = None
+    outcome = result["operations"]
+    conn = connect(path, readonly=False, busy_timeout=params["busy_timeout"])
     try:
-        conn = connect(path, readonly=False, busy_timeout=params["busy_timeout"])
-        before = snapshot(conn, path)
+        before = file_facts(conn, path)
         if "vacuum" in wanted:
             check_vacuum_space(path)
-
         if params["journal_mode"] and params["journal_mode"] != before["journal_mode"]:
             if not check_mode:
                 mode = conn.execute("PRAGMA journal_mode = %s" % params["journal_mode"]).fetchone()[0]
@@ -217,31 +205,33 @@ def main():
                     outcome[op] = "changed" if before["freelist_count"] else "unchanged"
                 else:
                     conn.execute("VACUUM")
-                    now = snapshot(conn, path)
+                    now = file_facts(conn, path)
                     same = all(now[k] == before[k] for k in ("page_count", "freelist_count", "size"))
                     outcome[op] = "unchanged" if same else "changed"
 
-        after = before.copy() if check_mode else snapshot(conn, path)
+        after = before.copy() if check_mode else file_facts(conn, path)
         if check_mode and params["journal_mode"]:
             after["journal_mode"] = params["journal_mode"]
-    except SqliteError as exc:
-        module.fail_json(msg=str(exc), operations=outcome)
-    except sqlite3.Error as exc:
-        module.fail_json(msg="maintenance of '%s' failed: %s" % (path, describe_error(exc)), operations=outcome)
     finally:
-        if conn is not None:
-            conn.close()
-
-    result = {
-        "changed": "changed" in outcome.values(),
-        "before": before,
-        "after": after,
-        "operations": outcome,
-        "elapsed": round(time.monotonic() - started, 3),
-    }
+        conn.close()
+    result.update(changed="changed" in outcome.values(), before=before, after=after)
     if module._diff:
         result["diff"] = {"before": before, "after": after}
-    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            operations=dict(type="list", elements="str", default=[], choices=ORDER),
+            journal_mode=dict(type="str", choices=["wal", "delete", "truncate", "persist"]),
+            busy_timeout=dict(type="int", default=10000),
+        ),
+        supports_check_mode=True,
+    )
+    action = "maintenance of '%s'" % module.params["path"]
+    run_main(module, lambda result: maintain(module, result), {"changed": False, "operations": {}}, action,
+             subject=module.params["path"], describe=explain(action))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ from ansible_collections.botops.runbook.plugins.modules import backup_info, back
 NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def make_set(directory, database, hours_ago, engine="sqlite", verified=True, host="bot1"):
+def make_set(directory, database, hours_ago, engine="sqlite", verified=True, host="bot1", bot=None):
     """A backup set as the *_backup modules write it, created ``hours_ago``."""
     created = NOW - datetime.timedelta(hours=hours_ago)
     path = os.path.join(str(directory), backup_name(database, created, ".db", "none"))
     data = ("%s %s" % (database, created)).encode()
     with open(path, "wb") as handle:
         handle.write(data)
-    manifest = new_manifest(engine, database, created)
+    manifest = new_manifest(engine, database, created, bot=bot)
     manifest.update(host=host, files=[{"name": os.path.basename(path), "size": len(data),
                                        "sha256": hashlib.sha256(data).hexdigest()}],
                     verified={"method": "integrity_check", "ok": verified, "at": "x"})
@@ -161,3 +161,61 @@ def test_prune_with_a_corrupted_manifest_in_the_directory(run_module, tmp_path):
     assert not result["failed"]
     assert os.path.exists(bad), "a file whose manifest is unreadable is unknown, and unknown files stay"
     assert any("cannot be used" in p for p in result["problems"])
+
+
+def test_two_bots_with_one_database_name_are_two_series(run_module, tmp_path):
+    """One tree, two bots whose databases share a name: backup_info lists two series
+    and backup_prune keeps keep_last sets of each (a (engine, database) key would
+    prune one bot's sets for the other's)."""
+    for bot in ("reminder-bot", "clip-bot"):
+        series_dir = tmp_path / bot / "sqlite-bot_data"
+        series_dir.mkdir(parents=True)
+        for hours in (1, 2, 3):
+            make_set(series_dir, "bot_data", hours + (0.5 if bot == "clip-bot" else 0), bot=bot)
+    info = run_module(backup_info, {"path": str(tmp_path)})
+    listed = [(s["id"], s["count"]) for s in info["series"]]
+    assert listed == [("clip-bot/sqlite-bot_data", 3), ("reminder-bot/sqlite-bot_data", 3)]
+    assert {s["dir"] for s in info["series"]} == {str(tmp_path / b / "sqlite-bot_data")
+                                                  for b in ("reminder-bot", "clip-bot")}
+    assert all(b["series"]["id"] == "%s/sqlite-bot_data" % b["bot"] for b in info["backups"])
+    only = run_module(backup_info, {"path": str(tmp_path), "bot": "clip-bot"})
+    assert {b["bot"] for b in only["backups"]} == {"clip-bot"}
+
+    pruned = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 2})
+    assert len(pruned["deleted"]) == 2 and len(pruned["kept"]) == 4
+    for bot in ("reminder-bot", "clip-bot"):
+        assert len([n for n in names(tmp_path / bot / "sqlite-bot_data") if n.endswith(".json")]) == 2
+
+
+def test_backup_root_and_bot_place_the_set_in_its_series_directory(run_module, bot_db, tmp_path):
+    root = tmp_path / "backups"
+    checked = run_module(sqlite_backup, {"path": bot_db[0], "backup_root": str(root), "bot": "reminder-bot"},
+                         check_mode=True)
+    series_dir = str(root / "reminder-bot" / "sqlite-bot_data")
+    assert checked["changed"] and checked["series"]["dir"] == series_dir and not root.exists()
+    made = run_module(sqlite_backup, {"path": bot_db[0], "backup_root": str(root), "bot": "reminder-bot"})
+    assert not made["failed"], made.get("msg")
+    assert os.path.dirname(made["dest"]) == series_dir
+    assert made["series"] == {"bot": "reminder-bot", "engine": "sqlite", "database": "bot_data",
+                              "id": "reminder-bot/sqlite-bot_data", "dir": series_dir}
+    assert oct(os.stat(series_dir).st_mode & 0o777) == "0o700"
+    info = run_module(backup_info, {"path": str(root)})
+    assert info["series"][0]["id"] == made["series"]["id"] and info["series"][0]["dir"] == series_dir
+    assert info["series"][0]["latest_verified"]["path"] == made["dest"]
+
+
+@pytest.mark.parametrize("bot", ["", ".", "..", ".hidden", "a/b", "a\nb", "a\x00b"])
+def test_a_bot_name_that_cannot_be_a_directory_is_refused(run_module, bot_db, tmp_path, bot):
+    root = tmp_path / "backups"
+    result = run_module(sqlite_backup, {"path": bot_db[0], "backup_root": str(root), "bot": bot})
+    assert result["failed"]
+    if bot:  # an empty name is refused by the argument spec (required_by)
+        assert "cannot name a backup series directory" in result["msg"] and "dest_dir" in result["msg"]
+    assert not root.exists()
+
+
+def test_backup_root_needs_a_bot(run_module, bot_db, tmp_path):
+    root = tmp_path / "backups"
+    result = run_module(sqlite_backup, {"path": bot_db[0], "backup_root": str(root)})
+    assert result["failed"] and result["msg"] == "missing parameter(s) required by 'backup_root': bot"
+    assert not root.exists()

@@ -278,3 +278,19 @@ def test_counts_are_exact_when_compared_or_asked_for(run_module, admin_params, p
 ])
 def test_rows_load_in_parallel_only_when_no_table_holds_most_of_them(tables, spread):
     assert postgresql_restore.rows_spread_out({"tables": tables} if tables is not None else None) is spread
+
+
+def test_a_failing_pg_tool_reports_its_rc_stderr_and_command(run_module, admin_params, pg_botdb, tmp_path):
+    """A file that is no dump: pg_restore's own words, its exit status and its
+    command line (no password in it) come back, and nothing is created."""
+    fake = tmp_path / "not_a_dump.dump"
+    fake.write_bytes(b"cp bot.db backup/ # not a dump\n" * 100)
+    result = run_module(postgresql_restore, dict(admin_params, src=str(fake), target_db="never_made_either",
+                                                 require_manifest=False))
+    assert result["failed"]
+    assert result["msg"].startswith("reading dump '%s' failed (rc=1): pg_restore: error:" % fake)
+    assert result["rc"] == 1 and "pg_restore: error:" in result["stderr"]
+    assert result["cmd"].endswith("pg_restore --file=/dev/null")
+    assert admin_params.get("login_password", "") == "" or admin_params["login_password"] not in result["cmd"]
+    assert "never_made_either" not in databases(pg_botdb)
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".botops-restore-")]

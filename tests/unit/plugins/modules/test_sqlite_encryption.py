@@ -61,6 +61,10 @@ def test_restore_without_or_with_a_wrong_key_is_refused(run_module, encrypted, t
     keypair(other)
     wrong = run_module(sqlite_restore, {"src": backup["dest"], "path": path, "decrypt_identity": str(other)})
     assert wrong["failed"] and "not the private key of any recipient" in wrong["msg"]
+    # One failure path: the program's rc, stderr and command line come with the message.
+    assert wrong["rc"] == 1 and "no identity matched" in wrong["stderr"]
+    assert wrong["cmd"].endswith("--decrypt --identity %s --output %s %s" % (
+        other, wrong["cmd"].split("--output ")[1].split(" ")[0], backup["dest"]))
     assert sha256_file(path) == before
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
@@ -69,5 +73,6 @@ def test_bad_recipient_is_a_clear_error(run_module, bot_db, tmp_path):
     out = tmp_path / "backups"
     out.mkdir()
     result = run_module(sqlite_backup, {"path": bot_db[0], "dest_dir": str(out), "encrypt_to": ["not-a-key"]})
-    assert result["failed"] and "encryption with age failed" in result["msg"]
+    assert result["failed"] and "encryption with age failed (rc=1): age: error:" in result["msg"]
+    assert result["rc"] == 1 and "age: error:" in result["stderr"] and "--recipient not-a-key" in result["cmd"]
     assert list(out.iterdir()) == []
