@@ -4,39 +4,50 @@
 """The deploy and rollback roles on real systemd hosts, through the real playbooks.
 
 Converge deployed release 1.0.0 to both bots (deploy-bot1 on SQLite, deploy-bot2 on
-PostgreSQL). These tests run in order: the good release is live; the migration
-release goes out and is rolled back with its database; the broken release rolls
-itself back on the first host and never reaches the second.
+PostgreSQL). The side effect (side_effect.yml) then ran the story - check mode, the
+migration release and its rollback with the database, the broken release, two
+refusals, pruning - and kept, after each step, every host's state (snapshot.py) and
+the output of the runs whose output matters. Each test reads the record of the steps
+it is about, and the hosts as they are at the end; none runs a playbook or changes a
+host, so they pass or fail alone and in any order.
 """
 
 import json
 import os
-import subprocess
 
 import pytest
 import testinfra
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 INVENTORY_FILE = os.environ["MOLECULE_INVENTORY_FILE"]
+RECORD = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "record")
 ROOT = "/srv/samplebot"
-SQLITE_DB = ROOT + "/shared/data/bot_data.db"
 BOTS = ["deploy-bot1", "deploy-bot2"]
+HEALTHY_100 = {"status": "ok", "version": "1.0.0", "schema": "0001"}
 
 
 def host(name):
     return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY_FILE))
 
 
-def playbook(name, *args):
-    env = dict(os.environ, MOLECULE_PROJECT_DIRECTORY=REPO, ANSIBLE_FORCE_COLOR="false")
-    return subprocess.run(["ansible-playbook", "-i", os.path.dirname(INVENTORY_FILE),
-                           os.path.join(REPO, "playbooks", name)] + list(args),
-                          capture_output=True, text=True, env=env, check=False)
+def snapshot(step, name):
+    """The state of host `name` right after `step` of side_effect.yml."""
+    path = os.path.join(RECORD, step, name + ".json")
+    assert os.path.exists(path), "side_effect.yml did not record %s for %s (did the side effect run?)" % (step, name)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def run(name):
+    """Exit code and output of an ansible-playbook run of side_effect.yml."""
+    with open(os.path.join(RECORD, "runs", name + ".json"), encoding="utf-8") as f:
+        result = json.load(f)
+    result["out"] = result["stdout"] + result["stderr"]  # ansible-core 2.19 prints failures on stderr
+    return result
 
 
 def sql(name, query):
     if name == "deploy-bot1":
-        return host(name).check_output("sqlite3 %s %s", SQLITE_DB, query)
+        return host(name).check_output("sqlite3 %s %s", ROOT + "/shared/data/bot_data.db", query)
     return host(name).check_output("runuser -u postgres -- psql -At -d samplebot -c %s", query)
 
 
@@ -44,23 +55,16 @@ def health(name):
     return json.loads(host(name).check_output("curl -s http://127.0.0.1:8080/health"))
 
 
-def live_release(name):
-    return host(name).file(ROOT + "/current").linked_to.rsplit("/", 1)[-1]
-
-
-def ledger(name):
-    return [json.loads(line) for line in host(name).file(ROOT + "/ledger.jsonl").content_string.splitlines()]
-
-
-def counts(name):
-    return {t: int(sql(name, "SELECT count(*) FROM %s" % t)) for t in ("users", "messages")}
-
-
 @pytest.mark.parametrize("name", BOTS)
 def test_the_good_release_is_live_healthy_and_hardened(name):
+    converged = snapshot("converged", name)
+    assert converged["live"] == "1.0.0"
+    assert converged["health"] == HEALTHY_100
+    assert converged["service"] == {"active": "active", "enabled": "enabled", "user": "samplebot"}
+    assert converged["ledger"][-1]["outcome"] == "success"
+
+    # The unit and the .env are the same at the end (every step deployed the same settings).
     h = host(name)
-    assert live_release(name) == "1.0.0"
-    assert health(name) == {"status": "ok", "version": "1.0.0", "schema": "0001"}
     service = h.service("samplebot")
     assert service.is_running and service.is_enabled
     assert h.process.get(comm="python").user == "samplebot"
@@ -71,10 +75,18 @@ def test_the_good_release_is_live_healthy_and_hardened(name):
     for line in ("User=samplebot", "Restart=on-failure", "NoNewPrivileges=true", "ProtectSystem=strict",
                  "ReadWritePaths=%s/shared" % ROOT, "PrivateTmp=true", "ProtectHome=true", "MemoryMax=300M"):
         assert line in unit
-    assert ledger(name)[-1]["outcome"] == "success"
+    assert health(name) == HEALTHY_100
 
 
 def test_the_postgresql_roles_have_only_the_grants_they_need():
+    # As the deploy made them, and as the rollback gave them again on the database it
+    # restored as new.
+    expected = {"monitor_select_users": "2", "app_attrs": "f|f|f", "owner": "samplebot"}
+    for step in ("converged", "rolled_back"):
+        grants = snapshot(step, "deploy-bot2")["grants"]
+        assert grants["monitor_insert_rc"] != 0, step
+        assert {k: grants[k] for k in expected} == expected, step
+
     h = host("deploy-bot2")
     monitor = "PGPASSWORD=molecule-monitor-password psql -h 127.0.0.1 -U samplebot_monitor -d samplebot -Atc %s"
     assert h.check_output(monitor, "SELECT count(*) FROM users") == "2"
@@ -85,41 +97,38 @@ def test_the_postgresql_roles_have_only_the_grants_they_need():
 
 
 def test_check_mode_predicts_the_deploy_and_changes_nothing():
-    same = playbook("deploy.yml", "--check", "-l", "deploy-bot1")
-    assert same.returncode == 0 and "changed=0" in same.stdout, same.stdout[-2000:]
+    same = run("check_same")
+    assert same["rc"] == 0 and "changed=0" in same["stdout"], same["out"][-2000:]
 
-    newer = playbook("deploy.yml", "--check", "-l", "deploy-bot1", "-e", "deploy_version=1.1.0")
-    assert newer.returncode == 0, newer.stdout[-2000:]
-    assert "would back up the database, migrate, switch to release 1.1.0" in newer.stdout
-    assert live_release("deploy-bot1") == "1.0.0"
-    assert not host("deploy-bot1").file(ROOT + "/releases/1.1.0").exists
-    assert ledger("deploy-bot1")[-1]["release"] == "1.0.0"
+    newer = run("check_newer")
+    assert newer["rc"] == 0, newer["out"][-2000:]
+    assert "would back up the database, migrate, switch to release 1.1.0" in newer["stdout"]
+    after = snapshot("after_check", "deploy-bot1")
+    assert after["live"] == "1.0.0"
+    assert "1.1.0" not in after["releases"]
+    assert after["ledger"][-1]["release"] == "1.0.0"
+    assert after["ledger_text"] == snapshot("converged", "deploy-bot1")["ledger_text"]
 
 
 @pytest.mark.parametrize("name", BOTS)
 def test_the_migration_release_rolls_back_with_its_database(name):
-    sql(name, "INSERT INTO messages (id, user_id, body, sent_at) VALUES (100, 1, 'before 1.1.0', 'now')")
-    before = counts(name)
+    before = snapshot("before_migration", name)["counts"]
 
-    deployed = playbook("deploy.yml", "-l", name, "-e", "deploy_version=1.1.0")
-    assert deployed.returncode == 0, deployed.stdout[-3000:]
-    assert live_release(name) == "1.1.0"
-    assert health(name)["schema"] == "0002"
-    sql(name, "INSERT INTO reminders (id, user_id, due_at, text) VALUES (1, 1, 'soon', 'written under 1.1.0')")
-    entry = ledger(name)[-1]
+    migrated = snapshot("migrated", name)
+    assert migrated["live"] == "1.1.0"
+    assert migrated["health"]["schema"] == "0002"
+    entry = migrated["ledger"][-1]
     assert (entry["release"], entry["previous_release"], entry["schema_before"], entry["schema_after"]) == \
         ("1.1.0", "1.0.0", "0001", "0002")
-    assert host(name).file(entry["backup"]).exists
+    assert host(name).file(entry["backup"]).exists  # backups are never removed by these steps
+    assert "reminders" in snapshot("migrated_reminder", name)["tables"]
 
-    rolled = playbook("rollback.yml", "-l", name, "-e", "rollback_restore_database=true")
-    assert rolled.returncode == 0, rolled.stdout[-3000:]
-    assert live_release(name) == "1.0.0"
-    assert health(name) == {"status": "ok", "version": "1.0.0", "schema": "0001"}
-    assert counts(name) == before
-    assert "reminders" not in sql(name, "SELECT group_concat(name) FROM sqlite_master"
-                                  if name == "deploy-bot1" else
-                                  "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'")
-    entry = ledger(name)[-1]
+    rolled = snapshot("rolled_back", name)
+    assert rolled["live"] == "1.0.0"
+    assert rolled["health"] == HEALTHY_100
+    assert rolled["counts"] == before
+    assert "reminders" not in rolled["tables"]
+    entry = rolled["ledger"][-1]
     assert (entry["kind"], entry["release"], entry["outcome"]) == ("rollback", "1.0.0", "success")
     if name == "deploy-bot1":
         assert host(name).file(entry["safety_copy"]).exists, "the state under 1.1.0 is kept"
@@ -128,55 +137,56 @@ def test_the_migration_release_rolls_back_with_its_database(name):
 
 
 def test_the_broken_release_rolls_back_on_the_first_host_and_stops_there():
-    before = {name: counts(name) for name in BOTS}
-    untouched_ledger = host("deploy-bot2").file(ROOT + "/ledger.jsonl").content_string
-
-    result = playbook("deploy.yml", "-e", "deploy_version=1.2.0")
-    assert result.returncode != 0
-    out = result.stdout + result.stderr  # ansible-core 2.19 prints failures on stderr
+    result = run("broken")
+    assert result["rc"] != 0
+    out = result["out"]
     assert "The deploy of release 1.2.0 on deploy-bot1 failed and was rolled back" in out, out[-3000:]
     assert "deleted_at" in out, "the summary names the cause"
     assert "The database was restored from" in out
 
     # deploy-bot1: back on 1.0.0, healthy, its database as before the deploy.
-    assert live_release("deploy-bot1") == "1.0.0"
-    assert health("deploy-bot1") == {"status": "ok", "version": "1.0.0", "schema": "0001"}
-    assert counts("deploy-bot1") == before["deploy-bot1"]
-    assert sql("deploy-bot1", "PRAGMA integrity_check") == "ok"
-    failed = [e for e in ledger("deploy-bot1") if e["release"] == "1.2.0"]
+    before, after = snapshot("rolled_back", "deploy-bot1"), snapshot("after_broken", "deploy-bot1")
+    assert after["live"] == "1.0.0"
+    assert after["health"] == HEALTHY_100
+    assert after["counts"] == before["counts"]
+    assert after["integrity"] == "ok"
+    failed = [e for e in after["ledger"] if e["release"] == "1.2.0"]
     assert [e["outcome"] for e in failed] == ["rolled_back"]
     assert host("deploy-bot1").file(failed[0]["safety_copy"]).exists
 
     # deploy-bot2: serial 1 and max_fail_percentage 0 kept the play from reaching it.
-    assert not host("deploy-bot2").file(ROOT + "/releases/1.2.0").exists
-    assert live_release("deploy-bot2") == "1.0.0"
-    assert health("deploy-bot2")["version"] == "1.0.0"
-    assert host("deploy-bot2").file(ROOT + "/ledger.jsonl").content_string == untouched_ledger
+    before, after = snapshot("rolled_back", "deploy-bot2"), snapshot("after_broken", "deploy-bot2")
+    assert "1.2.0" not in after["releases"]
+    assert after["live"] == "1.0.0"
+    assert after["health"]["version"] == "1.0.0"
+    assert after["counts"] == before["counts"]
+    assert after["ledger_text"] == before["ledger_text"]
 
 
 def test_a_missing_source_is_refused_before_anything_changes():
-    result = playbook("deploy.yml", "-l", "deploy-bot2", "-e", "deploy_version=9.9.9")
-    out = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "samplebot-9.9.9.tar.gz does not exist on the controller" in out, out[-2000:]
-    assert live_release("deploy-bot2") == "1.0.0"
-    assert not host("deploy-bot2").file(ROOT + "/releases/9.9.9").exists
+    result = run("missing_source")
+    assert result["rc"] != 0
+    assert "samplebot-9.9.9.tar.gz does not exist on the controller" in result["out"], result["out"][-2000:]
+    after = snapshot("after_refusals", "deploy-bot2")
+    assert after["live"] == "1.0.0"
+    assert "9.9.9" not in after["releases"]
+    assert after["ledger_text"] == snapshot("after_broken", "deploy-bot2")["ledger_text"]
 
 
 def test_rollback_refuses_clearly_without_a_prior_release():
     # deploy-bot2 runs 1.0.0 from its first deploy (1.1.0 came and was rolled back).
-    result = playbook("rollback.yml", "-l", "deploy-bot2")
-    out = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "has no prior release to roll back to" in out, out[-2000:]
-    assert live_release("deploy-bot2") == "1.0.0"
-    assert health("deploy-bot2")["status"] == "ok"
+    result = run("no_prior_release")
+    assert result["rc"] != 0
+    assert "has no prior release to roll back to" in result["out"], result["out"][-2000:]
+    after = snapshot("after_refusals", "deploy-bot2")
+    assert after["live"] == "1.0.0"
+    assert after["health"]["status"] == "ok"
 
 
 def test_pruning_keeps_the_live_release_even_when_it_is_the_oldest():
-    # deploy-bot1 holds 1.0.0 (live, oldest), 1.1.0 and 1.2.0 (failed).
-    result = playbook("deploy.yml", "-l", "deploy-bot1", "-e", "deploy_keep_releases=2")
-    assert result.returncode == 0, result.stdout[-2000:]
-    releases = host("deploy-bot1").check_output("ls %s/releases", ROOT).split()
-    assert releases == ["1.0.0", "1.2.0"]
-    assert health("deploy-bot1")["version"] == "1.0.0"
+    # deploy-bot1 held 1.0.0 (live, oldest), 1.1.0 and 1.2.0 (failed) before this deploy.
+    assert snapshot("after_broken", "deploy-bot1")["releases"] == ["1.0.0", "1.1.0", "1.2.0"]
+    pruned = snapshot("pruned", "deploy-bot1")
+    assert pruned["releases"] == ["1.0.0", "1.2.0"]
+    assert pruned["health"]["version"] == "1.0.0"
+    assert host("deploy-bot1").check_output("ls %s/releases", ROOT).split() == ["1.0.0", "1.2.0"]
