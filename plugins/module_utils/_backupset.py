@@ -21,6 +21,7 @@ removed with everything in it when the reader is left.
 
 import hashlib
 import os
+import socket
 import shutil
 import tempfile
 
@@ -139,7 +140,7 @@ class BackupSetWriter:
     @property
     def series(self):
         """The set's series: bot, engine, database, id and the directory it is in."""
-        return dict(series(self.params["bot"], self.engine, self.database), dir=self.directory)
+        return dict(series(self.params["bot"], self.engine, self.database, host=socket.getfqdn()), dir=self.directory)
 
     def predict(self):
         """The path a run would write now, for check mode and the space check."""
@@ -326,8 +327,8 @@ class _BoundedWriter(HashingWriter):
 class BackupSetReader:
     """One set to restore: ``verify()`` it, ``plaintext()`` decrypts it,
     ``unpack()`` decompresses it, ``scratch()`` names more files for the restore;
-    all of them live in one private staging directory near ``staging_near``
-    (default: beside the backup). Use it as a context manager."""
+    all of them live in one private staging directory in ``staging_near``
+    (default: the backup's directory). Use it as a context manager."""
 
     def __init__(self, module, src, manifest_file=None, required=True, staging_near=None):
         self.module = module
@@ -370,15 +371,20 @@ class BackupSetReader:
                                       % path)
                 verify_against_manifest(path, {"files": [dict(entry, name=os.path.basename(path))]})
 
-    def scratch(self, name):
-        """A path in the private staging directory (made on first use, mode 0700)."""
+    def staging(self):
+        """The private staging directory (made on first use, mode 0700): call it
+        before anything irreversible, so that a place it cannot be made fails first."""
         if self._staging is None:
             try:
                 self._staging = tempfile.mkdtemp(prefix=".botops-restore-", suffix=".tmp", dir=self.staging_near)
             except OSError as exc:
                 raise BackupError("cannot make a private staging directory in '%s' for the restore of '%s': %s; "
                                   "it must exist and be writable" % (self.staging_near, self.src, exc.strerror))
-        return os.path.join(self._staging, name)
+        return self._staging
+
+    def scratch(self, name):
+        """A path in the private staging directory."""
+        return os.path.join(self.staging(), name)
 
     def plaintext(self, identity):
         """The set's file as its compressor wrote it: the backup itself, or (encrypted)
@@ -396,7 +402,11 @@ class BackupSetReader:
         manifest = self.manifest or {}
         out = self.scratch(name)
         with open(out, "wb") as handle:
-            sink = _BoundedWriter(handle, manifest.get("uncompressed_size"), self.src)
+            limit = manifest.get("uncompressed_size")
+            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+                raise BackupError("the manifest of '%s' records uncompressed_size %r, not a number of bytes; the "
+                                  "set is damaged" % (self.src, limit))
+            sink = _BoundedWriter(handle, limit, self.src)
             decompress_to(source, self.compression, sink)
         expected = manifest.get("uncompressed_sha256")
         if expected and sink.sha256 != expected:

@@ -69,6 +69,12 @@ def _read_set(manifest_file, verify_checksums, now, problems):
         problems.append("manifest '%s' cannot be used: %s" % (manifest_file, exc))
         return None
     directory = os.path.dirname(manifest_file)
+    try:
+        identity = dict(series(manifest.get("bot"), manifest.get("engine"), manifest.get("database"),
+                               host=manifest.get("host")), dir=directory)
+    except BackupError as exc:
+        problems.append("manifest '%s' cannot be used: %s" % (manifest_file, exc))
+        return None
     paths = [os.path.join(directory, entry["name"]) for entry in manifest["files"]]
     backup = {
         "path": manifest_file[:-len(MANIFEST_SUFFIX)],
@@ -79,7 +85,7 @@ def _read_set(manifest_file, verify_checksums, now, problems):
         "database": manifest.get("database"),
         "host": manifest.get("host"),
         "bot": manifest.get("bot"),
-        "series": dict(series(manifest.get("bot"), manifest.get("engine"), manifest.get("database")), dir=directory),
+        "series": identity,
         "created_at": created_at,
         "age": int((now - created_at).total_seconds()),
         "size": sum(entry.get("size") or 0 for entry in manifest["files"]),

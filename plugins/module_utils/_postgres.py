@@ -115,14 +115,13 @@ def on_database(params, db, work, what):
 
 class LibpqEnvironment:
     """Environment for pg_dump and friends: connection in PG* variables and the
-    password in a 0600 passfile in a private directory, removed afterwards. While
-    it is entered, PG* variables the module inherited are set aside, so the tools
-    connect where the module's options say and nowhere else."""
+    password in a 0600 passfile in a private directory, removed afterwards. The
+    tools get exactly these variables (see ``run_checked``): none the module
+    inherited, so they connect where the module's options say and nowhere else."""
 
     def __init__(self, params):
         self.params = params
         self.directory = None
-        self.inherited = {}
 
     def __enter__(self):
         env = {
@@ -135,7 +134,6 @@ class LibpqEnvironment:
         }
         if _host(self.params):
             env["PGHOST"] = _host(self.params)
-        self.inherited = dict((key, os.environ.pop(key)) for key in list(os.environ) if key.startswith("PG"))
         self.directory = tempfile.mkdtemp(prefix="botops-pgpass-")
         passfile = os.path.join(self.directory, "pgpass")
         fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -147,7 +145,6 @@ class LibpqEnvironment:
 
     def __exit__(self, *exc):
         shutil.rmtree(self.directory, ignore_errors=True)
-        os.environ.update(self.inherited)
 
 
 def find_binary(module, name):
@@ -214,8 +211,15 @@ CHUNK = 1024 * 1024
 
 def run_checked(module, argv, env, what):
     """Run a pg tool that needs no pipe; a non-zero exit or an error line on stderr
-    fails (pg tools can exit 0 after an error). Returns its stdout."""
-    return run_command(module, argv, what, env=env, error_lines=stderr_errors)
+    fails (pg tools can exit 0 after an error). Returns its stdout. PG* variables
+    of the module's own environment are set aside for the call (module.run_command
+    adds ``env`` to the environment, it cannot replace it), as the piped tools,
+    run with ``env`` alone, never see them either."""
+    inherited = dict((key, os.environ.pop(key)) for key in list(os.environ) if key.startswith("PG"))
+    try:
+        return run_command(module, argv, what, env=env, error_lines=stderr_errors)
+    finally:
+        os.environ.update(inherited)
 
 
 class _Tee(object):
@@ -391,6 +395,11 @@ class PostgresClient:
 
     def describe(self, db=None):
         return describe_target(self.params, db)
+
+    @staticmethod
+    def explain(action):
+        """For ``run_main``: a psycopg2 error met while doing ``action``, in words."""
+        return explain(action)
 
     @property
     def lock_key(self):

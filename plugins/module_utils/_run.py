@@ -21,9 +21,12 @@ import time
 
 STDERR_KEPT = 4000  # characters of a failed program's stderr kept in the result
 
-_SECRET_OPTION = re.compile(r"(?i)^(-{1,2}[\w-]*(?:password|passwd|secret|token)[\w-]*=).+$")
-_SECRET_IN_URI = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
-_SECRET_KEYWORD = re.compile(r"(?i)\b(password\s*=\s*)(\S+)")
+_SECRET_NAME = r"[\w-]*(?:password|passwd|secret|token)[\w-]*"
+_SECRET_OPTION = re.compile(r"(?i)^(-{1,2}%s=).+$" % _SECRET_NAME)
+_SECRET_FLAG = re.compile(r"(?i)^-{1,2}%s$" % _SECRET_NAME)  # its value is the next argument
+_SECRET_IN_URI = re.compile(r"(://[^:/@\s]*:)\S*@")
+_SECRET_KEYWORD = re.compile(r"""(?i)\b(password\s*=\s*)('[^']*'|"[^"]*"|\S+)""")
+_SECRET_SQL = re.compile(r"""(?i)\b(password\s+)(E?'(?:[^']|'')*')""")
 
 
 class ModuleError(Exception):
@@ -38,19 +41,27 @@ class CommandError(ModuleError):
     """A program failed: ``rc``, ``stderr`` and the redacted ``cmd`` are its details."""
 
     def __init__(self, msg, argv, rc, stderr):
-        super(CommandError, self).__init__(msg, rc=rc, stderr=redact_text(stderr[-STDERR_KEPT:]),
+        super(CommandError, self).__init__(redact_text(msg), rc=rc, stderr=redact_text(stderr)[-STDERR_KEPT:],
                                            cmd=" ".join(shlex.quote(arg) for arg in redact(argv)))
 
 
 def redact_text(text):
-    """``text`` with passwords in URIs and ``password=...`` keywords masked."""
-    return _SECRET_KEYWORD.sub(r"\1********", _SECRET_IN_URI.sub(r"\1********@", text))
+    """``text`` with passwords in URIs, ``password=...`` keywords and SQL's
+    ``PASSWORD '...'`` masked."""
+    text = _SECRET_IN_URI.sub(r"\1********@", text)
+    return _SECRET_SQL.sub(r"\1'********'", _SECRET_KEYWORD.sub(r"\1********", text))
 
 
 def redact(argv):
     """``argv`` as it may be shown: option values that look secret are masked.
     (The collection never puts a secret on a command line; this is the second line.)"""
-    return [_SECRET_OPTION.sub(r"\1********", redact_text(str(arg))) for arg in argv]
+    shown = []
+    for arg in argv:
+        if shown and _SECRET_FLAG.match(shown[-1]):
+            shown.append("********")
+        else:
+            shown.append(_SECRET_OPTION.sub(r"\1********", redact_text(str(arg))))
+    return shown
 
 
 def first_line(text):

@@ -20,6 +20,11 @@ except ImportError:
 
 COMPRESSION_SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 
+# zstd is fed this many bytes at a time: a block holds at most 128 KiB and takes at
+# least 4 bytes, so one step never yields more than 16 MiB however the stream was
+# crafted (a 32 KB frame can hold 1 GiB of zeros). gzip reads CHUNK-sized output.
+ZSTD_STEP = 512
+
 
 def require_compression(compression):
     if compression == "zstd" and not HAS_ZSTANDARD:
@@ -73,7 +78,9 @@ def decompress_to(source, compression, dest_handle):
             elif compression == "zstd":
                 decoder = zstandard.ZstdDecompressor().decompressobj()
                 for block in iter(lambda: src.read(CHUNK), b""):
-                    dest_handle.write(decoder.decompress(block))
+                    view = memoryview(block)
+                    for start in range(0, len(view), ZSTD_STEP):
+                        dest_handle.write(decoder.decompress(view[start:start + ZSTD_STEP]))
                 if not decoder.eof:
                     raise EOFError("the zstd frame ends early")
             else:

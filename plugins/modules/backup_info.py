@@ -170,7 +170,7 @@ def catalog(module, result):
     max_age = parse_duration(params["max_age"])
     found = scan(params["path"], recurse=params["recurse"], verify_checksums=params["verify_checksums"])
     sets = [as_result(b) for b in found["sets"]
-            if all(not params[key] or b[key] == params[key] for key in ("bot", "database", "engine"))]
+            if all(not params[key] or b["series"][key] == params[key] for key in ("bot", "database", "engine"))]
     verified = newest_verified(sets)
     result.update(backups=sets, series=series_list(sets), latest=summary(sets[0] if sets else None),
                   latest_verified=summary(verified), problems=found["problems"], unknown_files=found["unknown_files"],

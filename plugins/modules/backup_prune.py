@@ -13,7 +13,8 @@ description:
     C(keep_hourly), C(keep_daily), C(keep_weekly), C(keep_monthly), C(keep_yearly) (as
     restic and borgmatic define them) and C(max_age).
   - Sets are grouped by their series - (bot, engine, database) from their
-    manifests - so two bots or two databases in one tree never prune each other.
+    manifests, the host standing in for a bot a set was written without - so two
+    bots, two hosts or two databases in one tree never prune each other.
   - Never deletes the newest verified backup of a group. Never deletes a file without a
     manifest unless O(prune_unknown=true). Deletes a backup and its manifest together.
   - Refuses a policy that would keep nothing. Replaces the usual
@@ -37,7 +38,7 @@ options:
     type: bool
     default: true
   bot:
-    description: Only prune the sets of this bot.
+    description: Only prune the sets of this bot (for sets written without one, the host's name).
     type: str
   database:
     description: Only prune the sets of this database.
@@ -187,7 +188,7 @@ def stamp(moment):
 def plan(params, catalog, now, policy, tz):
     """(kept, deleted): retention applied to each series on its own."""
     chosen = [b for b in catalog["sets"] if b["complete"]
-              and all(not params[key] or b[key] == params[key] for key in ("bot", "database"))]
+              and all(not params[key] or b["series"][key] == params[key] for key in ("bot", "database"))]
     kept, deleted = [], []
     for members in by_series(chosen).values():
         keep = select([dict(b, id=b["path"]) for b in members], now, policy, tz=tz)

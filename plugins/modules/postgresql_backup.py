@@ -330,8 +330,9 @@ def main():
     module = AnsibleModule(**backup_module_args(argument_spec))
     client = PostgresClient(module)
     result = {"changed": False}
-    run_main(module, lambda res: back_up(module, client, res), result, "backup of %s" % client.describe(),
-             subject=module.params["dest"] or module.params["dest_dir"])
+    action = "backup of %s" % client.describe()
+    run_main(module, lambda res: back_up(module, client, res), result, action,
+             subject=module.params["dest"] or module.params["dest_dir"], describe=client.explain(action))
 
 
 def dump(backup, client, conn, compression):

@@ -367,7 +367,10 @@ def restore_options(params, fmt):
 def restore(module, client, result):
     params, timings = module.params, result["timings"]
     target = result["target_db"]
-    with BackupSetReader(module, params["src"], params["manifest"], params["require_manifest"]) as backup:
+    # Decrypted and decompressed copies live in the module's private temporary
+    # directory (removed when the module ends): backups may be on a read-only mount.
+    with BackupSetReader(module, params["src"], params["manifest"], params["require_manifest"],
+                         staging_near=module.tmpdir) as backup:
         manifest, src = backup.manifest, backup.src
         fmt = backup_format(src, manifest)
         if manifest:
@@ -378,6 +381,7 @@ def restore(module, client, result):
         compare = exact_manifest and not (params["tables"] or params["schemas"])
         result["row_counts"] = "exact" if exact_manifest or params["row_counts"] == "exact" else "estimate"
         compression = backup.compression
+        backup.staging()  # before anything is renamed, dropped or ended
         plain = backup.plaintext(params["decrypt_identity"])
         refuse_bad_requests(params, fmt, plain)
 
@@ -403,6 +407,8 @@ def restore(module, client, result):
                         free_database(admin, target, False)  # raises with the list of sessions; ends none
                     return
                 options = restore_options(params, fmt)
+                if not params["clean"] or params["rename_existing"]:  # a new database is made
+                    require_role(admin, params["owner"] or params["login_user"])
                 if params["clean"]:
                     result["terminated"] = free_database(admin, target, params["terminate_connections"])
                     if params["rename_existing"]:
@@ -445,6 +451,15 @@ def load(client, admin, backup, plain, fmt, options, result, compare):
                               "it is kept, unmarked, for inspection" % (target, differ))
 
 
+def require_role(admin, name):
+    """The new database's owner exists, before anything is renamed or created."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+        if cur.fetchone() is None:
+            raise PostgresError("role '%s' does not exist, so it cannot own the restored database; create it first "
+                                "or give another owner" % name)
+
+
 def rename_database(admin, name):
     renamed = "%s_pre_restore_%s" % (name[:40], utc_now().strftime("%Y%m%dT%H%M%SZ"))
     with admin.cursor() as cur:
@@ -477,8 +492,9 @@ def main():
     target = module.params["target_db"] or module.params["db"]
     result = {"changed": False, "target_db": target, "safety_backup": None, "renamed_to": None, "terminated": [],
               "timings": Timings()}
-    run_main(module, lambda res: restore(module, client, res), result,
-             "restore of '%s' into database '%s'" % (module.params["src"], target), subject=module.params["src"])
+    action = "restore of '%s' into database '%s'" % (module.params["src"], target)
+    run_main(module, lambda res: restore(module, client, res), result, action, subject=module.params["src"],
+             describe=client.explain(action))
 
 
 if __name__ == "__main__":

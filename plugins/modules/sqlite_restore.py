@@ -272,6 +272,8 @@ def restore(module, result):
     with BackupSetReader(module, src, params["manifest"], params["require_manifest"], staging_near=directory) as backup:
         if not os.path.isdir(directory):
             raise BackupError("cannot restore to '%s': directory '%s' does not exist" % (path, directory))
+        if os.path.isdir(backup.src):
+            raise BackupError("cannot restore from '%s': it is a directory, not a SQLite backup file" % src)
         backup.verify()
         if backup.manifest:
             result["manifest_tables"] = backup.manifest.get("tables", {})

@@ -13,9 +13,11 @@ from ansible_collections.botops.runbook.plugins.module_utils._run import (
     check_exit,
     describe_os_error,
     redact,
+    redact_text,
 )
 
-SECRET = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size=4, max_size=30)
+SECRET = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc"), blacklist_characters="*"),
+                 min_size=4, max_size=30)
 
 
 @given(secret=SECRET, option=st.sampled_from(["--password", "--db-password", "-PASSWD", "--api-token", "--secret"]))
@@ -29,6 +31,23 @@ def test_a_password_in_a_uri_or_a_keyword_never_shows(secret):
     shown = redact(["psql", "postgresql://bot:%s@db:5432/botdb" % secret, "password=%s" % secret])
     assert secret not in " ".join(shown)
     assert shown[1] == "postgresql://bot:********@db:5432/botdb"
+
+
+@given(secret=SECRET.filter(lambda s: "'" not in s))
+def test_secrets_in_every_spelling_are_masked(secret):
+    shown = redact(["tool", "--password", secret, "--api-token", secret, "password='%s x'" % secret,
+                    "postgresql://bot:%s@x@db/botdb" % secret.replace("@", "")])
+    assert shown[:5] == ["tool", "--password", "********", "--api-token", "********"]
+    assert secret not in " ".join(shown[5:]) and "x@db/botdb" not in shown[6]
+    assert redact_text("ALTER ROLE bot PASSWORD '%s'" % secret) == "ALTER ROLE bot PASSWORD '********'"
+
+
+def test_the_message_of_a_failed_program_is_masked_too():
+    try:
+        check_exit(["psql"], 2, "psql: error: connection to postgresql://bot:hunter2@db failed", "a run")
+    except CommandError as exc:
+        assert "hunter2" not in str(exc) and "hunter2" not in exc.details["stderr"]
+        assert "postgresql://bot:********@db" in str(exc)
 
 
 def test_check_exit_judges_rc_and_error_lines():

@@ -219,3 +219,28 @@ def test_backup_root_needs_a_bot(run_module, bot_db, tmp_path):
     result = run_module(sqlite_backup, {"path": bot_db[0], "backup_root": str(root)})
     assert result["failed"] and result["msg"] == "missing parameter(s) required by 'backup_root': bot"
     assert not root.exists()
+
+
+def test_sets_without_a_bot_belong_to_their_host(run_module, tmp_path):
+    """Two hosts' sets written without a bot name, in one directory: two series,
+    each keeps its own newest (the host stands in for the bot)."""
+    newest = []
+    for host in ("hostA", "hostB"):
+        newest.append(make_set(tmp_path, "bot_data", 1 + (0.5 if host == "hostB" else 0), host=host))
+        make_set(tmp_path, "bot_data", 2 + (0.5 if host == "hostB" else 0), host=host)
+    info = run_module(backup_info, {"path": str(tmp_path)})
+    assert sorted(s["id"] for s in info["series"]) == ["hostA/sqlite-bot_data", "hostB/sqlite-bot_data"]
+    pruned = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
+    assert sorted(k["path"] for k in pruned["kept"]) == sorted(newest)
+    assert len(pruned["deleted"]) == 2
+
+
+@pytest.mark.parametrize("bot", ["..", "../../etc", "a/b", ".hidden", 7])
+def test_a_manifest_whose_series_cannot_be_a_directory_is_a_problem(run_module, tmp_path, bot):
+    good = make_set(tmp_path, "bot_data", 1, bot="reminder-bot")
+    bad = make_set(tmp_path, "bot_data", 2, bot=bot)
+    info = run_module(backup_info, {"path": str(tmp_path)})
+    assert [b["path"] for b in info["backups"]] == [good]
+    assert any("cannot name a backup series directory" in p and bad in p for p in info["problems"])
+    pruned = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
+    assert os.path.exists(bad) and not pruned["failed"]

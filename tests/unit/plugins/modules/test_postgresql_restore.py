@@ -294,3 +294,26 @@ def test_a_failing_pg_tool_reports_its_rc_stderr_and_command(run_module, admin_p
     assert admin_params.get("login_password", "") == "" or admin_params["login_password"] not in result["cmd"]
     assert "never_made_either" not in databases(pg_botdb)
     assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".botops-restore-")]
+
+
+def test_an_owner_that_does_not_exist_is_refused_before_the_rename(run_module, admin_params, pg_botdb, backup):
+    run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="owned_live"))
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="owned_live", clean=True,
+                                                 rename_existing=True, owner="no_such_role"))
+    assert result["failed"]
+    assert result["msg"] == ("role 'no_such_role' does not exist, so it cannot own the restored database; create it "
+                             "first or give another owner")
+    assert result["renamed_to"] is None
+    assert "owned_live" in databases(pg_botdb)
+    assert not [d for d in databases(pg_botdb) if d.startswith("owned_live_pre_restore_")]
+
+
+def test_staging_never_touches_the_backup_directory(run_module, admin_params, pg_botdb, backup):
+    """Decompressed copies of a parallel restore live in the module's own temporary
+    directory: the backup tree (possibly a read-only mount) is only read."""
+    directory = os.path.dirname(backup["dest"])
+    before = sorted(os.listdir(directory))
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="staged_elsewhere",
+                                                 jobs=2))
+    assert not result["failed"], result.get("msg")
+    assert sorted(os.listdir(directory)) == before
