@@ -99,6 +99,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds the module took.
+  returned: always
+  type: float
+  sample: 0.01
 entries:
   description: Every entry, oldest first.
   returned: always
@@ -194,14 +199,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.botops.runbook.plugins.module_utils import _files
+from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, run_main
 
 
 # The layout under a bot's root, named here once for every role (see RETURN paths).
 RELEASE_MARKER = ".botops-release.json"
 
 
-class LedgerError(Exception):
-    pass
+class LedgerError(ModuleError):
+    """A ledger that cannot be read or written, in words."""
 
 
 def layout(root):
@@ -278,6 +284,58 @@ def summarize(entries):
     }
 
 
+def ledger(module, result):
+    paths = None
+    if module.params["root"]:
+        paths = layout(module.params["root"])
+        path = paths["ledger"]
+        result.update(paths=paths, live_release=live_release(paths), releases=finished_releases(paths))
+    else:
+        path = module.params["path"]
+    # Before a first deploy the root is not there yet: nothing deployed, nothing recorded.
+    first_read = paths is not None and module.params["state"] == "read" and not os.path.exists(paths["root"])
+    if not first_read and not os.path.isdir(os.path.dirname(path) or "."):
+        raise LedgerError("Cannot use the deploy ledger %s: its directory does not exist; "
+                          "create the bot's root directory first" % path)
+    try:
+        entries = load(path)
+    except (LedgerError, OSError) as exc:
+        raise LedgerError("Cannot read the deploy ledger %s: %s" % (path, to_native(exc)))
+
+    if module.params["state"] == "present":
+        record(module, path, entries, result)
+    result["entries"] = entries
+    result.update(summarize(entries))
+
+
+def record(module, path, entries, result):
+    """The entry added or merged by id, the ledger rewritten atomically when it changed."""
+    new = module.params["entry"]
+    if not new.get("id"):
+        raise LedgerError("Cannot record in the deploy ledger %s: the entry has no id" % path)
+    index = next((i for i, e in enumerate(entries) if e["id"] == new["id"]), None)
+    before = entries[index] if index is not None else {}
+    after = dict(before, **new)
+    result["entry"] = after
+    if after == before:
+        return
+    result["changed"] = True
+    if module._diff:
+        result["diff"] = dict(before=json.dumps(before, indent=2, sort_keys=True) + "\n",
+                              after=json.dumps(after, indent=2, sort_keys=True) + "\n")
+    if index is None:
+        entries.append(after)
+    else:
+        entries[index] = after
+    if not module.check_mode:
+        mode = int(module.params["mode"], 8) if isinstance(module.params["mode"], str) else module.params["mode"]
+        try:
+            _files.write_text_atomically(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries), mode)
+        except OSError as exc:
+            raise LedgerError("Cannot write the deploy ledger %s: %s; the previous ledger is unchanged"
+                              % (path, to_native(exc)))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -292,52 +350,9 @@ def main():
         required_if=[("state", "present", ["entry"])],
         supports_check_mode=True,
     )
-    result = dict(changed=False)
-    paths = None
-    if module.params["root"]:
-        paths = layout(module.params["root"])
-        path = paths["ledger"]
-        result.update(paths=paths, live_release=live_release(paths), releases=finished_releases(paths))
-    else:
-        path = module.params["path"]
-    # Before a first deploy the root is not there yet: nothing deployed, nothing recorded.
-    first_read = paths is not None and module.params["state"] == "read" and not os.path.exists(paths["root"])
-    if not first_read and not os.path.isdir(os.path.dirname(path) or "."):
-        module.fail_json(msg="Cannot use the deploy ledger %s: its directory does not exist; "
-                             "create the bot's root directory first" % path)
-    try:
-        entries = load(path)
-    except (LedgerError, OSError) as exc:
-        module.fail_json(msg="Cannot read the deploy ledger %s: %s" % (path, to_native(exc)))
-
-    if module.params["state"] == "present":
-        new = module.params["entry"]
-        if not new.get("id"):
-            module.fail_json(msg="Cannot record in the deploy ledger %s: the entry has no id" % path)
-        index = next((i for i, e in enumerate(entries) if e["id"] == new["id"]), None)
-        before = entries[index] if index is not None else {}
-        after = dict(before, **new)
-        result["entry"] = after
-        if after != before:
-            result["changed"] = True
-            if module._diff:
-                result["diff"] = dict(before=json.dumps(before, indent=2, sort_keys=True) + "\n",
-                                      after=json.dumps(after, indent=2, sort_keys=True) + "\n")
-            if index is None:
-                entries.append(after)
-            else:
-                entries[index] = after
-            if not module.check_mode:
-                mode = int(module.params["mode"], 8) if isinstance(module.params["mode"], str) else module.params["mode"]
-                try:
-                    _files.write_text_atomically(
-                        path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries), mode)
-                except OSError as exc:
-                    module.fail_json(msg="Cannot write the deploy ledger %s: %s; the previous ledger is unchanged"
-                                         % (path, to_native(exc)))
-    result["entries"] = entries
-    result.update(summarize(entries))
-    module.exit_json(**result)
+    where = module.params["root"] or module.params["path"]
+    run_main(module, lambda result: ledger(module, result), {"changed": False}, "the deploy ledger of '%s'" % where,
+             subject=where)
 
 
 if __name__ == "__main__":
