@@ -10,6 +10,7 @@ The manifest is written last and atomically: a backup without one is unfinished.
 import datetime
 import json
 import os
+import re
 import socket
 import time
 
@@ -76,6 +77,33 @@ def write_manifest(path, manifest, mode=0o600):
     write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode)
 
 
+_STAMPED = re.compile(r"^(.*_\d{8}T\d{6}Z)\.")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _entry_problem(entry, set_name):
+    """Why ``entry`` cannot be a file of the set named ``set_name``, or None. A set
+    owns its data file (a directory dump: the files directly in it) and companions
+    named like it (``<stem>_<time>.*``); nothing outside its own directory."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return "an entry is not an object with a name"
+    name = entry["name"]
+    parts = name.split("/")
+    if len(parts) > 2 or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        return "file name %r is not a plain name in the set's directory" % name
+    stamped = _STAMPED.match(set_name)
+    own = parts[0] == set_name if len(parts) == 2 else (
+        name == set_name or name.startswith(stamped.group(1) + "." if stamped else set_name + "."))
+    if not own:
+        return "file name %r does not belong to the set '%s'" % (name, set_name)
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return "file %r has size %r, not a number of bytes" % (name, size)
+    if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
+        return "file %r has no sha256" % name
+    return None
+
+
 def read_manifest(path):
     """Load and sanity-check a manifest; BackupError says what is wrong with it."""
     try:
@@ -92,6 +120,14 @@ def read_manifest(path):
     if version != MANIFEST_FORMAT:
         raise BackupError("manifest '%s' has format_version %r; this collection reads format %d"
                           % (path, version, MANIFEST_FORMAT))
+    set_name = os.path.basename(path)[:-len(MANIFEST_SUFFIX)] if path.endswith(MANIFEST_SUFFIX) else None
+    for entry in manifest["files"]:
+        problem = _entry_problem(entry, set_name) if set_name else None
+        if problem:
+            raise BackupError("manifest '%s' cannot be trusted: %s; the set is damaged or forged" % (path, problem))
+    for key in ("tables", "source", "encryption", "verified"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise BackupError("manifest '%s' has %s %r, not an object; the set is damaged" % (path, key, manifest[key]))
     return manifest
 
 

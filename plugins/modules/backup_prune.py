@@ -211,9 +211,15 @@ def prune(module, spec, result):
     catalog = scan(params["path"], recurse=params["recurse"], now=now)
     kept, deleted = plan(params, catalog, now, policy, tz)
 
+    # Never a file a kept (or incomplete, unchosen) set also names, never through a symlink.
+    spared = set()
+    for backup in catalog["sets"]:
+        if backup not in deleted:
+            spared.update(backup["files"] + [backup["path"], backup["manifest"]])
     doomed = []
     for backup in deleted:
-        doomed += backup["files"] + [backup["manifest"]]  # data first: a half-done delete leaves a visible orphan manifest
+        # data first: a half-done delete leaves a visible orphan manifest
+        doomed += [p for p in backup["files"] + [backup["manifest"]] if p not in spared and not os.path.islink(p)]
     if params["prune_unknown"]:
         doomed += catalog["unknown_files"]
     doomed += [p for p in catalog["temporary_files"] if grace is not None and

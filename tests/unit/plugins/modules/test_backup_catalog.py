@@ -244,3 +244,47 @@ def test_a_manifest_whose_series_cannot_be_a_directory_is_a_problem(run_module, 
     assert any("cannot name a backup series directory" in p and bad in p for p in info["problems"])
     pruned = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
     assert os.path.exists(bad) and not pruned["failed"]
+
+
+@pytest.mark.parametrize("name", ["../outside/victim.txt", "/ABS/victim.txt", "sub/../../victim.txt", "."])
+def test_prune_deletes_nothing_a_manifest_names_outside_its_set(run_module, tmp_path, name):
+    """A manifest that names a file outside its own set is a described problem and
+    prune deletes nothing for it (issue: a compromised bot's manifest deleted files
+    on the backup host)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("keep me")
+    make_set(tree, "bot_data", 1)
+    forged = make_set(tree, "bot_data", 48)
+    manifest = json.loads(open(manifest_path(forged)).read())
+    manifest["files"].append({"name": name.replace("/ABS", str(tmp_path) + "/outside"), "size": 7,
+                              "sha256": hashlib.sha256(b"keep me").hexdigest()})
+    with open(manifest_path(forged), "w") as handle:
+        json.dump(manifest, handle)
+    pruned = run_module(backup_prune, {"path": str(tree), "keep_last": 1})
+    assert not pruned["failed"], pruned.get("msg")
+    assert victim.read_text() == "keep me"
+    assert any("cannot be trusted" in p and manifest_path(forged) in p for p in pruned["problems"])
+    assert all(p.startswith(str(tree)) for p in pruned["deleted_files"])
+
+
+def test_prune_never_deletes_a_file_of_a_kept_set(run_module, tmp_path):
+    """A stale manifest that names the newest set's file under a companion-like
+    name, or a symlink to it, never takes that file with it."""
+    newest = make_set(tmp_path, "bot_data", 1)
+    old = make_set(tmp_path, "bot_data", 48)
+    link = old[:-len(".db")] + ".globals.sql"
+    os.symlink(newest, link)
+    manifest = json.loads(open(manifest_path(old)).read())
+    manifest["files"].append({"name": os.path.basename(link), "size": os.path.getsize(newest),
+                              "sha256": hashlib.sha256(open(newest, "rb").read()).hexdigest()})
+    with open(manifest_path(old), "w") as handle:
+        json.dump(manifest, handle)
+    pruned = run_module(backup_prune, {"path": str(tmp_path), "keep_last": 1})
+    assert not pruned["failed"], pruned.get("msg")
+    assert [d["path"] for d in pruned["deleted"]] == [old]
+    assert os.path.exists(newest) and link not in pruned["deleted_files"]
+    assert not os.path.exists(old)

@@ -147,7 +147,9 @@ def test_manifest_of_another_backup_is_refused(run_module, backed_up, tmp_path):
     with open(backup["manifest"], "w") as handle:
         json.dump(manifest, handle)
     result = run_module(sqlite_restore, {"src": backup["dest"], "path": path})
-    assert result["failed"] and "do not belong together" in result["msg"]
+    assert result["failed"]
+    assert "file name 'someone_else.db' does not belong to the set '%s'" % os.path.basename(backup["dest"]) \
+        in result["msg"]
     assert unchanged(path, before)
 
 
