@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.botops.runbook.plugins.module_utils._catalog import scan
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                                 max_size=4), max_leaves=12)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.text(max_size=10), inner, max_size=4), max_leaves=12)
 NAMES = st.sampled_from(["bot_data_20261122T031500Z.db", "../victim", "/etc/passwd", "a/b/c", "", ".", "x\x00y",
                          "bot_data_20261122T031500Z.globals.sql", "other_20261122T031500Z.db"])
 ENTRY = st.fixed_dictionaries({"name": NAMES | st.text(max_size=12), "size": st.integers(-2, 10) | JSON,
