@@ -363,13 +363,22 @@ class BackupSetReader:
             verify_against_manifest(self.src, self.manifest)
             return
         base = os.path.basename(self.src)
+        listed = {}
         for entry in self.manifest["files"]:
             if entry.get("name", "").startswith(base + "/"):
-                path = os.path.join(os.path.dirname(self.src), entry["name"])
-                if not os.path.exists(path):
-                    raise BackupError("backup file '%s' listed in the manifest is missing: the dump is incomplete"
-                                      % path)
-                verify_against_manifest(path, {"files": [dict(entry, name=os.path.basename(path))]})
+                listed[entry["name"][len(base) + 1:]] = entry
+        present = set(os.listdir(self.src))
+        if not listed or set(listed) != present:
+            raise BackupError("directory dump '%s' does not match its manifest (%s): restore it under the name its "
+                              "manifest gives, with exactly the files the manifest lists"
+                              % (self.src, "; ".join(filter(None, [
+                                  "the manifest lists no file of '%s'" % base if not listed else "",
+                                  "missing: %s" % ", ".join(sorted(set(listed) - present)) if set(listed) - present
+                                  else "",
+                                  "not listed: %s" % ", ".join(sorted(present - set(listed))) if present - set(listed)
+                                  else ""]))))
+        for name, entry in sorted(listed.items()):
+            verify_against_manifest(os.path.join(self.src, name), {"files": [dict(entry, name=name)]})
 
     def staging(self):
         """The private staging directory (made on first use, mode 0700): call it

@@ -263,9 +263,25 @@ def take_backup(backup, src, params, compression, source):
             "tables": copy_facts["tables"], "integrity": "ok"}
 
 
+def refuse_dest_over_database(dest, path):
+    """A destination that is the database (by any path) or one of its side files
+    would replace the live data with its own backup."""
+    real = os.path.realpath(path)
+    target = os.path.realpath(dest)
+    same = target in [real + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+    if not same and os.path.exists(dest) and os.path.exists(path):
+        same = os.path.samefile(dest, path)
+    if same:
+        raise BackupError("refusing to back up '%s' to '%s': the destination is the database itself or one of its "
+                          "-wal/-shm/-journal files; choose a destination outside them (dest_dir or backup_root)"
+                          % (path, dest))
+
+
 def back_up(module, result):
     params = module.params
     path = params["path"]
+    if params["dest"]:
+        refuse_dest_over_database(params["dest"], path)
     stem, ext = os.path.splitext(os.path.basename(path))
     compression = resolve_compression(params["compression"])
     src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])

@@ -317,3 +317,27 @@ def test_staging_never_touches_the_backup_directory(run_module, admin_params, pg
                                                  jobs=2))
     assert not result["failed"], result.get("msg")
     assert sorted(os.listdir(directory)) == before
+
+
+@pytest.mark.parametrize("change", ["renamed", "extra_file", "file_gone"])
+def test_a_directory_dump_that_is_not_its_manifests_is_refused(run_module, admin_params, pg_botdb, tmp_path, change):
+    """A directory dump under another name than its manifest's (so no file would
+    be checked), or with a file more or less than listed: refused before a restore."""
+    dump = run_module(postgresql_backup, dict(admin_params, dest_dir=str(tmp_path), format="directory",
+                                              row_counts="exact"))
+    src = dump["dest"]
+    manifest = dump["manifest"]
+    if change == "renamed":
+        os.rename(src, src + ".moved")
+        src += ".moved"
+    elif change == "extra_file":
+        with open(os.path.join(src, "9999.dat.gz"), "wb") as handle:
+            handle.write(b"edited rows")
+    else:
+        os.unlink(os.path.join(src, sorted(n for n in os.listdir(src) if n.endswith(".dat.gz"))[0]))
+    result = run_module(postgresql_restore, dict(admin_params, src=src, manifest=manifest, target_db="never_dir"))
+    assert result["failed"]
+    assert result["msg"].startswith("directory dump '%s' does not match its manifest (" % src)
+    assert {"renamed": "the manifest lists no file of", "extra_file": "not listed: 9999.dat.gz",
+            "file_gone": "missing: "}[change] in result["msg"]
+    assert "never_dir" not in databases(pg_botdb)

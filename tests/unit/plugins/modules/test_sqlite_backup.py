@@ -22,7 +22,7 @@ from dbtools import corrupt_index_page, sqlite_rows
 from ansible_collections.botops.runbook.plugins.module_utils import _backupset, _streams
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, sha256_file
 from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
-from ansible_collections.botops.runbook.plugins.modules import sqlite_backup
+from ansible_collections.botops.runbook.plugins.modules import sqlite_backup, sqlite_restore
 
 
 def restored_copy(backup, tmp_path):
@@ -435,3 +435,38 @@ def test_two_backups_at_once_make_two_sets_each_as_reported(bot_db, backups):
         manifest = json.loads(open(result["manifest"]).read())
         assert manifest["files"][0]["sha256"] == result["checksum"]
     assert len([n for n in listing(backups) if n.endswith(".manifest.json")]) == 2
+
+
+@pytest.mark.parametrize("target", ["", "-wal", "-shm", "-journal", "link", "dotdot"])
+def test_a_destination_that_is_the_database_is_refused(run_module, bot_db, tmp_path, target):
+    """dest equal to the database (or its side files, or the same file by another
+    path) would replace the live data with a zstd file; it is refused, untouched."""
+    path = bot_db[0]
+    before = sha256_file(path)
+    if target == "link":
+        dest = str(tmp_path / "alias.db")
+        os.symlink(path, dest)
+    elif target == "dotdot":
+        dest = os.path.join(os.path.dirname(path), "..", os.path.basename(os.path.dirname(path)),
+                            os.path.basename(path))
+    else:
+        dest = path + target
+    result = run_module(sqlite_backup, {"path": path, "dest": dest})
+    assert result["failed"]
+    assert result["msg"].startswith("refusing to back up '%s' to '%s': the destination is the database itself" %
+                                    (path, dest))
+    assert sha256_file(path) == before
+    assert not os.path.exists(dest + ".manifest.json")
+
+
+def test_a_compressed_backup_under_a_plain_name_restores(run_module, bot_db, tmp_path):
+    """dest 'latest.db' with auto (zstd) compression: the restore reads the
+    compression from the manifest, not from the name."""
+    path, counts = bot_db
+    made = run_module(sqlite_backup, {"path": path, "dest": str(tmp_path / "latest.db")})
+    assert not made["failed"] and made["compression"] == "zstd"
+    with open(made["dest"], "rb") as handle:
+        assert handle.read(4) == b"\x28\xb5\x2f\xfd"  # a zstd frame, whatever the name says
+    restored = run_module(sqlite_restore, {"src": made["dest"], "path": str(tmp_path / "restored.db")})
+    assert not restored["failed"], restored.get("msg")
+    assert sqlite_rows(str(tmp_path / "restored.db")) == counts
