@@ -413,14 +413,23 @@ def restore(module, client, result):
                     result["terminated"] = free_database(admin, target, params["terminate_connections"])
                     if params["rename_existing"]:
                         result["renamed_to"] = rename_database(admin, target)
-                        create_database(admin, target, params["owner"] or params["login_user"])
                     else:
                         if params["safety_backup"]:
                             result["safety_backup"] = safety_dump(client, os.path.dirname(os.path.abspath(src)))
                         options += ["--clean", "--if-exists"]
                 else:
                     create_database(admin, target, params["owner"] or params["login_user"])
-                load(client, admin, backup, plain, fmt, options, result, compare)
+                try:
+                    if result["renamed_to"]:
+                        create_database(admin, target, params["owner"] or params["login_user"])
+                    load(client, admin, backup, plain, fmt, options, result, compare)
+                except (ModuleError, OSError) as exc:
+                    if not result["renamed_to"]:
+                        raise
+                    error, back = put_back(admin, target, result["renamed_to"], exc, "restore of '%s'" % backup.src)
+                    if back:
+                        result["renamed_to"] = None
+                    raise error
                 # Marked only once it is proven: a re-run never takes a doubtful restore for done.
                 set_marker(admin, target, fingerprint)
         finally:
@@ -447,8 +456,9 @@ def load(client, admin, backup, plain, fmt, options, result, compare):
     if compare:
         differ = count_differences(backup.manifest.get("tables", {}), result["tables"])
         if differ:
-            raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s; "
-                              "it is kept, unmarked, for inspection" % (target, differ))
+            raise BackupError("database '%s' was restored but its row counts differ from the manifest's: %s%s"
+                              % (target, differ, "" if result["renamed_to"] else
+                                 "; it is kept, unmarked, for inspection"))
 
 
 def require_role(admin, name):
@@ -458,6 +468,23 @@ def require_role(admin, name):
         if cur.fetchone() is None:
             raise PostgresError("role '%s' does not exist, so it cannot own the restored database; create it first "
                                 "or give another owner" % name)
+
+
+def put_back(admin, name, renamed, cause, what):
+    """(error, put back): ``cause``, once the new ``name`` is dropped and the database
+    renamed away for the restore has its name back (or saying where it is)."""
+    if isinstance(cause, OSError):
+        cause = BackupError(describe_os_error(cause, what, cause.filename))
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(renamed), sql.Identifier(name)))
+    except Exception as exc:  # pylint: disable=broad-except  # any driver error: say where the data is
+        return PostgresError("%s; the previous database is still named '%s' and could not be put back (%s): rename "
+                             "it to '%s' by hand" % (cause, renamed, str(exc).strip(), name), **cause.details), False
+    return PostgresError("%s; nothing changed: the half-made restore was dropped and the previous database, renamed "
+                         "to '%s' for the restore, has its name '%s' back" % (cause, renamed, name),
+                         **cause.details), True
 
 
 def rename_database(admin, name):

@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """postgresql_restore against the harness's real PostgreSQL server."""
 
+import json
 import os
 
 import psycopg2
@@ -341,3 +342,27 @@ def test_a_directory_dump_that_is_not_its_manifests_is_refused(run_module, admin
     assert {"renamed": "the manifest lists no file of", "extra_file": "not listed: 9999.dat.gz",
             "file_gone": "missing: "}[change] in result["msg"]
     assert "never_dir" not in databases(pg_botdb)
+
+
+@pytest.mark.parametrize("live", ["put_back_live", "Put Back-Live"])
+def test_a_failed_rename_existing_restore_puts_the_database_back(run_module, admin_params, pg_botdb, backup,
+                                                                 drop_after, live):
+    """rename_existing moves the live database aside; when the restore then fails
+    (here: its row counts disagree with the manifest), the half-made one is dropped
+    and the live one gets its name back, data intact, and the message says so."""
+    drop_after.append(live)
+    run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db=live))
+    pg_query(pg_botdb, live, "DELETE FROM messages WHERE id > 100")
+    manifest = json.loads(open(backup["manifest"]).read())
+    manifest["tables"]["public.messages"] += 1  # the manifest is not signed: the check after loading catches it
+    with open(backup["manifest"], "w") as handle:
+        json.dump(manifest, handle)
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db=live, clean=True,
+                                                 rename_existing=True))
+    assert result["failed"]
+    assert "row counts differ from the manifest's" in result["msg"]
+    assert "nothing changed: the half-made restore was dropped and the previous database" in result["msg"]
+    assert result["renamed_to"] is None
+    assert live in databases(pg_botdb)
+    assert not [d for d in databases(pg_botdb) if d.startswith(live[:40] + "_pre_restore_")]
+    assert pg_query(pg_botdb, live, "SELECT count(*) FROM messages") == [(100,)]
