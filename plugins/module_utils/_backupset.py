@@ -22,6 +22,7 @@ removed with everything in it when the reader is left.
 import hashlib
 import os
 import socket
+import stat
 import shutil
 import tempfile
 
@@ -337,7 +338,7 @@ class BackupSetReader:
             raise BackupError("cannot restore from '%s': the backup does not exist" % self.src)
         self.manifest = manifest_for_restore(self.src, manifest_file, required)
         self.staging_near = staging_near or os.path.dirname(os.path.abspath(self.src))
-        self._staging = None
+        self._staging = self._staging_name = self._staging_fd = None
 
     @property
     def encrypted(self):
@@ -382,13 +383,27 @@ class BackupSetReader:
 
     def staging(self):
         """The private staging directory (made on first use, mode 0700): call it
-        before anything irreversible, so that a place it cannot be made fails first."""
+        before anything irreversible, so that a place it cannot be made fails first.
+
+        It may sit in a directory another user can write (the bot's data directory):
+        that user can rename it, but not change what is in it. So it is held open
+        and named through ``/proc/<pid>/fd/<fd>``: every path returned here resolves
+        to this directory, whatever its name has become."""
         if self._staging is None:
             try:
-                self._staging = tempfile.mkdtemp(prefix=".botops-restore-", suffix=".tmp", dir=self.staging_near)
+                name = tempfile.mkdtemp(prefix=".botops-restore-", suffix=".tmp", dir=self.staging_near)
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             except OSError as exc:
                 raise BackupError("cannot make a private staging directory in '%s' for the restore of '%s': %s; "
                                   "it must exist and be writable" % (self.staging_near, self.src, exc.strerror))
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o700:
+                os.close(fd)
+                raise BackupError("the staging directory '%s' was replaced while it was made (owner %d, mode %o); "
+                                  "another user can write '%s': make it the restoring user's own"
+                                  % (name, info.st_uid, stat.S_IMODE(info.st_mode), self.staging_near))
+            self._staging_name, self._staging_fd = name, fd
+            self._staging = "/proc/%d/fd/%d" % (os.getpid(), fd)
         return self._staging
 
     def scratch(self, name):
@@ -427,6 +442,21 @@ class BackupSetReader:
         return self
 
     def __exit__(self, *exc):
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
+        if self._staging_fd is None:
+            return
+        fd, self._staging, self._staging_fd = self._staging_fd, None, None
+        try:
+            for name in os.listdir(fd):  # only this module's flat files are in it
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except OSError:
+                    pass
+            mine = os.fstat(fd)
+            try:
+                now = os.lstat(self._staging_name)
+                if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                    os.rmdir(self._staging_name)
+            except OSError:
+                pass
+        finally:
+            os.close(fd)

@@ -148,6 +148,7 @@ elapsed:
 import os
 import shutil
 import sqlite3
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -224,11 +225,15 @@ def already_restored(path, candidate_sha256):
     return sha256_file(path) == candidate_sha256
 
 
-def make_safety_copy(path, directory, busy_timeout):
-    """A consistent copy of the current database (its WAL folded in), 0600."""
+def make_safety_copy(path, directory, busy_timeout, scratch):
+    """A consistent copy of the current database (its WAL folded in), 0600. Beside
+    the database it is written in the private staging directory (``scratch``) and
+    renamed into place: the bot may write there, and must not be able to point a
+    name this root process writes at another file."""
     stem, ext = os.path.splitext(os.path.basename(path))
     target = os.path.join(directory, "%s.pre-restore-%s%s" % (stem, utc_now().strftime("%Y%m%dT%H%M%SZ"), ext))
-    temp = temp_path(target)
+    beside = os.path.realpath(directory) == os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    temp = scratch("safety") if beside else temp_path(target)
     try:
         try:
             src = connect(path, readonly=False, busy_timeout=busy_timeout)
@@ -246,7 +251,10 @@ def make_safety_copy(path, directory, busy_timeout):
             shutil.copyfile(path, temp)
             for suffix in ("-wal", "-shm"):
                 if os.path.exists(path + suffix):
-                    shutil.copyfile(path + suffix, target + suffix)
+                    side = scratch("safety" + suffix) if beside else temp_path(target + suffix)
+                    shutil.copyfile(path + suffix, side)
+                    os.chmod(side, 0o600)
+                    publish(side, target + suffix)
         os.chmod(temp, 0o600)
         publish(temp, target)
     finally:
@@ -303,13 +311,15 @@ def restore(module, result):
 
         if os.path.exists(path) and params["safety_copy"]:
             result["safety_copy"] = make_safety_copy(path, params["safety_copy_dir"] or directory,
-                                                     params["busy_timeout"])
+                                                     params["busy_timeout"], backup.scratch)
+        attributes = os.stat(candidate)
         swap_in(candidate, path)
-    check_restored(path, quick, result["safety_copy"])
+        check_restored(path, quick, result["safety_copy"], backup.scratch("put-back"), attributes)
 
 
-def check_restored(path, quick, back):
-    """The database in place passes its check, or the safety copy goes back."""
+def check_restored(path, quick, back, temp, attributes):
+    """The database in place passes its check, or the safety copy goes back (in the
+    staging file ``temp``) with the owner and mode the database had."""
     conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
         ok, problems = integrity_check(conn, quick=quick)
@@ -317,8 +327,9 @@ def check_restored(path, quick, back):
         conn.close()
     if not ok:
         if back:
-            temp = temp_path(path)
             shutil.copyfile(back, temp)
+            os.chown(temp, attributes.st_uid, attributes.st_gid)
+            os.chmod(temp, stat.S_IMODE(attributes.st_mode))
             swap_in(temp, path)
         raise BackupError("restored database '%s' failed its integrity check after the swap (%s); %s"
                           % (path, "; ".join(problems[:3]),

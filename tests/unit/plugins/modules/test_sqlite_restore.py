@@ -14,6 +14,7 @@ import pytest
 from dbtools import sqlite_rows
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupSetReader
 from ansible_collections.botops.runbook.plugins.modules import sqlite_backup, sqlite_restore
 
 
@@ -200,6 +201,43 @@ def test_failed_check_after_the_swap_puts_the_safety_copy_back(run_module, backe
         return real_check(conn, quick=quick, max_problems=max_problems)
 
     monkeypatch.setattr(sqlite_restore, "integrity_check", check_fails_after_swap)
+    os.chmod(path, 0o640)
+    os.chown(path, 65534, 65534)  # the bot's file: it must stay the bot's, or the bot cannot open it
     result = run_module(sqlite_restore, {"src": backup["dest"], "path": path})
     assert result["failed"] and "was put back" in result["msg"]
     assert sqlite_rows(path)["users"] == counts["users"] + 5, "the database is back as it was before the restore"
+    info = os.stat(path)
+    assert stat.S_IMODE(info.st_mode) == 0o640 and (info.st_uid, info.st_gid) == (65534, 65534)
+
+
+def test_a_name_swapped_in_the_bots_directory_cannot_redirect_the_root_restore(run_module, backed_up, tmp_path,
+                                                                               monkeypatch):
+    """The bot user may rename entries of its data directory: right after the staging
+    directory is made, it is moved away and a directory with a symlink named like the
+    candidate takes its name. The restore still writes, chowns and renames only its
+    own files; the symlink's target (a root-only file) is untouched."""
+    path, dummy, backup = backed_up
+    victim = tmp_path / "root-only.txt"
+    victim.write_text("secret")
+    os.chmod(str(victim), 0o600)
+    os.chown(path, 65534, 65534)
+    real_unpack = BackupSetReader.unpack
+
+    def swap_then_unpack(self, source, name="candidate"):
+        staged = self.staging()
+        staged = getattr(self, "_staging_name", None) or staged  # the name it was made under
+        os.rename(staged, staged + ".moved")
+        os.mkdir(staged)
+        for planted in ("candidate", "safety", "put-back"):
+            os.symlink(str(victim), os.path.join(staged, planted))
+        return real_unpack(self, source, name)
+
+    monkeypatch.setattr(BackupSetReader, "unpack", swap_then_unpack)
+    monkeypatch.setattr(BackupSetReader, "plaintext", lambda self, identity: (self.staging(), self.src)[1])
+    result = run_module(sqlite_restore, {"src": backup["dest"], "path": path})
+    assert not result["failed"], result.get("msg")
+    assert victim.read_text() == "secret"
+    info = os.stat(str(victim))
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o600)
+    assert not os.path.islink(path) and os.stat(path).st_uid == 65534
+    assert sqlite_rows(path) == sqlite_rows(path)  # opens as a database
