@@ -233,15 +233,21 @@ class _Tee(object):
         self.tool.write(data)
 
 
-def pipe_into(argv, env, path, compression, what, copy_to=None):
+def pipe_into(argv, env, path, compression, what, copy_to=None, restricted=False):
     """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
     whole dump in memory); the tool may stop reading early (pg_restore --list).
-    With ``copy_to``, the same decompressed bytes are written there too."""
+    With ``copy_to``, the same decompressed bytes are written there too. With
+    ``restricted`` (psql), see ``_Restricted``."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
                                 stderr=err)
+        sink = _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin
+        if restricted:
+            sink = _Restricted(sink)
         try:
-            decompress_to(path, compression, _Tee(proc.stdin, copy_to) if copy_to is not None else proc.stdin)
+            decompress_to(path, compression, sink)
+            if restricted:
+                sink.close()
         except BrokenPipeError:
             pass  # the tool has read what it needs; its exit code says how it went
         except BaseException:
@@ -257,6 +263,43 @@ def pipe_into(argv, env, path, compression, what, copy_to=None):
         check_exit(argv, rc, err.read().decode("utf-8", "replace"), what, stderr_errors)
         out.seek(0)
         return out.read().decode("utf-8", "replace")
+
+
+# psql runs backslash commands (\! runs a shell) from any line of its input: a
+# plain dump that someone edited could run commands as this user. psql 15.14,
+# 16.10, 17.6 and newer have a restricted mode (\restrict KEY) in which only
+# \unrestrict KEY is allowed; the key is made here, per run, so no dump can know it.
+RESTRICT_SINCE = {15: 14, 16: 10, 17: 6}
+_DUMP_RESTRICT = re.compile(rb"^\\(?:un)?restrict [A-Za-z0-9]+[ \t\r]*(?:\n|$)", re.MULTILINE)
+
+
+def require_restrict(module, psql):
+    major, version = client_major(module, psql)
+    minor = int(version.split(".")[1]) if "." in version else 0
+    if major < 15 or (major in RESTRICT_SINCE and minor < RESTRICT_SINCE[major]):
+        raise PostgresError("%s %s cannot restrict backslash commands, so a plain SQL dump could run shell commands "
+                            "through it; install psql 15.14, 16.10, 17.6 or newer (or set bin_dir), or restore a "
+                            "custom-format dump" % (os.path.basename(psql), version))
+
+
+class _Restricted(object):
+    r"""A plain dump on its way to psql, in psql's restricted mode under a key of
+    this run: its own \restrict and \unrestrict lines (pg_dump writes them) are
+    dropped, every other backslash command fails the restore."""
+
+    def __init__(self, sink):
+        self.sink, self.pending = sink, b""
+        self.sink.write(b"\\restrict " + os.urandom(16).hex().encode("ascii") + b"\n")
+
+    def write(self, data):
+        data = self.pending + bytes(data)
+        cut = data.rfind(b"\n") + 1  # whole lines now, the rest with the next block
+        self.pending = data[cut:]
+        self.sink.write(_DUMP_RESTRICT.sub(b"", data[:cut]))
+
+    def close(self):
+        self.sink.write(_DUMP_RESTRICT.sub(b"", self.pending))
+        self.pending = b""
 
 
 def stream_dump(argv, env, out_path, compression, level, what):
@@ -299,8 +342,10 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
     target_env = dict(env, PGDATABASE=target_db)
     options = list(options)
     if fmt == "plain":
-        pipe_into([find_binary(module, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options, target_env, path,
-                  compression, what)
+        psql = find_binary(module, "psql")
+        require_restrict(module, psql)
+        pipe_into([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options, target_env, path, compression, what,
+                  restricted=True)
         return
     serial = [find_binary(module, "pg_restore"), "--exit-on-error", "--dbname=%s" % target_db] + options
     parallel = serial + ["--jobs=%d" % jobs]

@@ -118,6 +118,12 @@ options:
     default: false
 notes:
   - The password reaches the tools through a private passfile, never their command line.
+  - A plain SQL dump is fed to C(psql) in its restricted mode under a key made for the
+    run, so a backslash command added to the dump (C(\!) runs a shell) fails the
+    restore instead of running. This needs psql 15.14, 16.10, 17.6 or newer; an older
+    client is refused for plain dumps.
+  - Decrypted and decompressed copies live in the module's private temporary
+    directory and are removed when it ends; the backup's directory is only read.
 seealso:
   - module: botops.runbook.postgresql_backup
 """

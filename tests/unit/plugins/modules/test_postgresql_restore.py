@@ -366,3 +366,67 @@ def test_a_failed_rename_existing_restore_puts_the_database_back(run_module, adm
     assert live in databases(pg_botdb)
     assert not [d for d in databases(pg_botdb) if d.startswith(live[:40] + "_pre_restore_")]
     assert pg_query(pg_botdb, live, "SELECT count(*) FROM messages") == [(100,)]
+
+
+def rewrite_plain(backup, edit):
+    """Edit a plain (compressed) dump and make its manifest vouch for it again, as
+    someone who can write the backup tree could."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import zstandard  # pylint: disable=import-outside-toplevel
+    with open(backup["dest"], "rb") as handle:
+        sql = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    data = zstandard.ZstdCompressor().compress(edit(sql))
+    with open(backup["dest"], "wb") as handle:
+        handle.write(data)
+    manifest = json.loads(open(backup["manifest"]).read())
+    manifest["files"][0].update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with open(backup["manifest"], "w") as handle:
+        json.dump(manifest, handle)
+
+
+@pytest.fixture
+def plain_backup(run_module, admin_params, tmp_path):
+    result = run_module(postgresql_backup, dict(admin_params, dest_dir=str(tmp_path), format="plain",
+                                                compression="zstd", row_counts="exact"))
+    assert not result["failed"], result.get("msg")
+    return result
+
+
+def test_a_plain_dump_restores_in_psqls_restricted_mode(run_module, admin_params, pg_botdb, plain_backup,
+                                                        drop_after):
+    drop_after.append("from_plain")
+    result = run_module(postgresql_restore, dict(admin_params, src=plain_backup["dest"], target_db="from_plain"))
+    assert not result["failed"], result.get("msg")
+    assert result["tables"] == plain_backup["tables"]
+
+
+@pytest.mark.parametrize("where", ["own_line", "after_a_statement", "after_unrestrict"])
+def test_a_plain_dump_cannot_run_psql_commands(run_module, admin_params, pg_botdb, plain_backup, tmp_path, where):
+    """A dump with a psql meta-command added (the manifest updated to match) runs
+    no shell: the restore fails, the marker file is never made, nothing is kept."""
+    marker = tmp_path / "pwned"
+    command = b"\\! touch " + str(marker).encode()
+
+    def edit(sql):
+        if where == "own_line":
+            return command + b"\n" + sql
+        if where == "after_a_statement":
+            return sql.replace(b"SET statement_timeout = 0;", b"SET statement_timeout = 0; " + command, 1)
+        key = re_restrict_key(sql)
+        return sql.replace(b"SET statement_timeout = 0;",
+                           b"\\unrestrict " + key + b"\n" + command + b"\nSET statement_timeout = 0;", 1)
+
+    rewrite_plain(plain_backup, edit)
+    result = run_module(postgresql_restore, dict(admin_params, src=plain_backup["dest"], target_db="never_plain"))
+    assert result["failed"]
+    assert "failed (rc=3): backslash commands are restricted; only \\unrestrict is allowed" in result["msg"]
+    assert result["rc"] == 3 and "psql" in result["cmd"]
+    assert not marker.exists()
+    assert "never_plain" not in databases(pg_botdb)
+
+
+def re_restrict_key(sql):
+    import re  # pylint: disable=import-outside-toplevel
+    match = re.search(rb"^\\restrict ([A-Za-z0-9]+)", sql, re.MULTILINE)
+    assert match, "pg_dump writes \\restrict KEY into plain dumps"
+    return match.group(1)
