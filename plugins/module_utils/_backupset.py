@@ -44,7 +44,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._files import (
     temp_path,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
-from ansible_collections.botops.runbook.plugins.module_utils._series import series, series_dir
+from ansible_collections.botops.runbook.plugins.module_utils._series import check_component, series, series_dir
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     auto_destination,
     backup_name,
@@ -124,6 +124,8 @@ class BackupSetWriter:
         self.name_compression = name_compression  # the suffix of the file name (none for a directory)
         self.final = self.params["dest"]
         self.created = None
+        if not self.final:  # an automatic name: the stem must stay one name in the directory
+            check_component("%s database name" % engine, stem)
         if self.params.get("backup_root"):
             self.directory = series_dir(self.params["backup_root"], self.params["bot"], engine, database)
         elif self.final:

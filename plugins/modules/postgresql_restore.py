@@ -212,7 +212,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._backupset import BackupSetReader
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, publish, remove_quietly, temp_path
-from ansible_collections.botops.runbook.plugins.module_utils._manifest import utc_now
+from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
+    iso,
+    manifest_path,
+    new_manifest,
+    utc_now,
+    write_manifest,
+)
+from ansible_collections.botops.runbook.plugins.module_utils._series import check_component
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     PostgresClient,
     PostgresError,
@@ -332,19 +339,27 @@ def create_database(admin, name, owner):
         cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
 
 
-def safety_dump(client, directory):
-    """A custom-format dump of the current state in ``directory``, checked, 0600."""
+def safety_dump(client, directory, bot):
+    """A custom-format dump of the current state in ``directory``, checked, 0600,
+    with a manifest (in the series of ``bot``), so the catalog knows it as a set."""
     db = client.params["db"]
-    target = os.path.join(directory, "%s.pre-restore-%s.dump" % (db, utc_now().strftime("%Y%m%dT%H%M%SZ")))
+    created = utc_now()
+    name = "%s.pre-restore-%s.dump" % (check_component("database name", db), created.strftime("%Y%m%dT%H%M%SZ"))
+    target = os.path.join(directory, name)
     temp = temp_path(target)
     try:
-        client.dump_to([client.binary("pg_dump"), "--format=custom"], temp, "none", None,
-                       "safety dump of database '%s'" % db, db=db)
+        size, checksum = client.dump_to([client.binary("pg_dump"), "--format=custom"], temp, "none", None,
+                                        "safety dump of database '%s'" % db, db=db)
         client.read_dump(temp, "custom", "none")
         os.chmod(temp, 0o600)
         publish(temp, target)
     finally:
         remove_quietly(temp)
+    manifest = new_manifest("postgresql", db, created, bot=bot)
+    manifest.update(files=[{"name": os.path.basename(target), "size": size, "sha256": checksum}],
+                    verified={"method": "pg_restore --list", "ok": True, "at": iso(utc_now())},
+                    source={"format": "custom", "purpose": "safety dump before a clean restore"})
+    write_manifest(manifest_path(target), manifest)
     return target
 
 
@@ -421,7 +436,8 @@ def restore(module, client, result):
                         result["renamed_to"] = rename_database(admin, target)
                     else:
                         if params["safety_backup"]:
-                            result["safety_backup"] = safety_dump(client, os.path.dirname(os.path.abspath(src)))
+                            result["safety_backup"] = safety_dump(client, os.path.dirname(os.path.abspath(src)),
+                                                                  (manifest or {}).get("bot"))
                         options += ["--clean", "--if-exists"]
                 else:
                     create_database(admin, target, params["owner"] or params["login_user"])

@@ -430,3 +430,30 @@ def re_restrict_key(sql):
     match = re.search(rb"^\\restrict ([A-Za-z0-9]+)", sql, re.MULTILINE)
     assert match, "pg_dump writes \\restrict KEY into plain dumps"
     return match.group(1)
+
+
+def test_the_safety_dump_is_a_set_the_catalog_knows(run_module, admin_params, pg_botdb, backup, drop_after):
+    """The safety dump of a clean restore has a manifest: backup_info lists it (no
+    'file without manifest' problem) and prune_unknown cannot take it as foreign."""
+    from ansible_collections.botops.runbook.plugins.modules import backup_info  # pylint: disable=import-outside-toplevel
+    drop_after.append("safety_listed")
+    run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="safety_listed"))
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], db="safety_listed", clean=True))
+    assert not result["failed"], result.get("msg")
+    info = run_module(backup_info, {"path": os.path.dirname(backup["dest"]), "verify_checksums": True})
+    assert info["problems"] == [] and info["unknown_files"] == []
+    listed = [b for b in info["backups"] if b["path"] == result["safety_backup"]]
+    assert len(listed) == 1 and listed[0]["checksums"] == "ok" and listed[0]["verified"]
+
+
+def test_a_database_name_that_would_leave_the_directory_is_refused(run_module, admin_params, pg_botdb,
+                                                                   tmp_path, drop_after):
+    """db '../escape' with dest_dir: an automatic name would land outside dest_dir."""
+    pg_query(pg_botdb, "postgres", 'CREATE DATABASE "../escape"')
+    drop_after.append("../escape")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    result = run_module(postgresql_backup, dict(admin_params, db="../escape", dest_dir=str(inner)))
+    assert result["failed"]
+    assert "postgresql database name '../escape' cannot name a backup series directory" in result["msg"]
+    assert os.listdir(str(tmp_path)) == ["inner"] and os.listdir(str(inner)) == []
