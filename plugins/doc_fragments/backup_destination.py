@@ -56,6 +56,10 @@ options:
     description:
       - Seconds to wait when another backup of the same database is running, before
         failing with a clear error.
+      - A SQLite database is locked with the file C(.<name>.botops.lock) beside it
+        (owned like the database, so root and the bot's user exclude each other; a file
+        of any other owner, or a symlink, is refused); a PostgreSQL database with an
+        advisory lock on its server.
     type: int
     default: 300
   bot:

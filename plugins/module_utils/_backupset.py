@@ -43,7 +43,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._files import (
     sha256_file,
     temp_path,
 )
-from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
+from ansible_collections.botops.runbook.plugins.module_utils._lock import FileLock
 from ansible_collections.botops.runbook.plugins.module_utils._series import check_component, series, series_dir
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     auto_destination,
@@ -165,9 +165,9 @@ class BackupSetWriter:
                 directory = os.path.dirname(directory)
         return check_destination_dir(directory, needed_bytes)
 
-    def lock(self, key):
-        """The database's backup lock (``lock_timeout``); reserve the name inside it."""
-        return DatabaseLock(key, self.params["lock_timeout"])
+    def lock(self, guarded, what):
+        """The backup lock of the file ``guarded`` (``lock_timeout``); reserve the name inside it."""
+        return FileLock(guarded, what, self.params["lock_timeout"])
 
     def reserve(self):
         """The set's final name and time. Call it holding the database's lock; a
@@ -177,7 +177,8 @@ class BackupSetWriter:
         if self.params.get("backup_root") and not os.path.isdir(self.directory):
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         directory = os.path.abspath(self.directory)
-        self._name_lock = DatabaseLock("set names %s/%s" % (directory, self.stem), self.params["lock_timeout"])
+        self._name_lock = FileLock(directory, "the set names in '%s'" % directory, self.params["lock_timeout"],
+                                   path=directory)
         self._name_lock.__enter__()
         if self.params["dest"]:
             self.final, self.created = self.params["dest"], utc_now()

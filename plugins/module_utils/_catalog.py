@@ -12,6 +12,7 @@ import datetime
 import os
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, sha256_file
+from ansible_collections.botops.runbook.plugins.module_utils._lock import is_lock_file
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import MANIFEST_SUFFIX, read_manifest
 from ansible_collections.botops.runbook.plugins.module_utils._series import series
 
@@ -45,6 +46,8 @@ def scan(root, recurse=True, verify_checksums=False, now=None):
         temporary += [os.path.join(dirpath, d) for d in temp_dirs]
         for name in filenames:
             path = os.path.join(dirpath, name)
+            if is_lock_file(name):
+                continue  # a backup lock (see _lock), not part of any set
             if name.endswith(MANIFEST_SUFFIX):
                 backup = _read_set(path, verify_checksums, now, problems)
                 if backup:

@@ -1,56 +1,95 @@
 # -*- coding: utf-8 -*-
 # Copyright: botops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One backup of a database at a time."""
+"""One backup of a database at a time, whoever runs it.
+
+A lock is a file beside what it guards, flock()ed: every runner that may touch
+the guarded thing (root, or the bot's own user) opens the same file, so a root
+and an unprivileged backup of one database exclude each other; a user who may
+not read the guarded thing cannot open the lock, so cannot hold it. The file is
+never followed through a symlink and must belong to root, to the runner, or to
+the owner of what it guards. (PostgreSQL backups lock with an advisory lock on
+the server instead: see ``_postgres.PostgresClient.backup_lock``.)
+"""
 
 import fcntl
-import hashlib
 import os
-import tempfile
+import stat
 import time
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
 
-LOCK_DIR = "/run/lock/botops"
+LOCK_SUFFIX = ".botops.lock"
 
 
-class DatabaseLock:
-    """An exclusive lock per database, so two backups of one database never overlap.
+def lock_path_beside(path):
+    """The lock file of ``path``: ``.<name>.botops.lock`` in its directory."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, ".%s%s" % (name, LOCK_SUFFIX))
 
-    The lock file lives in /run/lock/botops (or, for a user who may not write
-    there, the temp dir), named after the database; ``timeout`` seconds are waited
-    for, then a clear error.
-    """
 
-    def __init__(self, key, timeout):
-        self.key = key
+def is_lock_file(name):
+    return name.startswith(".") and name.endswith(LOCK_SUFFIX)
+
+
+class FileLock:
+    """An exclusive flock on ``lock_path_beside(guarded)`` (or on ``path``; a
+    directory given as both is flock()ed itself), waited for ``timeout`` seconds,
+    then a clear error naming ``what``. A lock file this (root) process makes gets
+    the owner, group and read/write bits of ``guarded``, so its users can take the
+    lock too."""
+
+    def __init__(self, guarded, what, timeout, path=None):
+        self.guarded = guarded
+        self.what = what
         self.timeout = timeout
-        self.name = "botops-%s.lock" % hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-        self.path = os.path.join(LOCK_DIR, self.name)
-        self.handle = None
+        self.path = path or lock_path_beside(guarded)
+        self.fd = None
 
     def _open(self):
+        if self.path == self.guarded:  # a directory locks itself: no file is left in it
+            return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-            return open(self.path, "a")
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise BackupError("cannot open the lock file '%s' for %s: %s; it must be a plain file that this user may "
+                              "read (a symlink is refused)" % (self.path, self.what, exc.strerror))
+        info = os.fstat(fd)
+        try:
+            guarded = os.stat(self.guarded)
         except OSError:
-            self.path = os.path.join(tempfile.gettempdir(), self.name)
-            return open(self.path, "a")
+            guarded = None
+        owners = {0, os.geteuid()} | ({guarded.st_uid} if guarded else set())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid not in owners:
+            os.close(fd)
+            raise BackupError("the lock file '%s' for %s belongs to uid %d, not to root, this user or the owner of "
+                              "'%s': someone else made it to hold the lock; remove it"
+                              % (self.path, self.what, info.st_uid, self.guarded))
+        if guarded is not None and info.st_uid == os.geteuid() == 0:
+            wanted = (guarded.st_uid, guarded.st_gid, stat.S_IMODE(guarded.st_mode) & 0o666)
+            if (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) != wanted:
+                os.fchown(fd, wanted[0], wanted[1])
+                os.fchmod(fd, wanted[2])
+        return fd
 
     def __enter__(self):
-        self.handle = self._open()
+        self.fd = self._open()
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return self
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    self.handle.close()
-                    raise BackupError("another backup of '%s' is still running (lock %s held for more than %d s); "
-                                      "wait for it to finish or raise lock_timeout" % (self.key, self.path, self.timeout))
+                    os.close(self.fd)
+                    self.fd = None
+                    raise BackupError("another backup of %s is still running (lock %s held for more than %d s); "
+                                      "wait for it to finish or raise lock_timeout"
+                                      % (self.what, self.path, self.timeout))
                 time.sleep(0.2)
 
     def __exit__(self, *exc):
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

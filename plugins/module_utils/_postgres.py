@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import traceback
 from contextlib import contextmanager
 
@@ -446,11 +447,35 @@ class PostgresClient:
         """For ``run_main``: a psycopg2 error met while doing ``action``, in words."""
         return explain(action)
 
-    @property
-    def lock_key(self):
-        """The database's name for backup locks: the same server and database, the same key."""
-        return "postgresql://%s:%d/%s" % (self.params["login_unix_socket"] or self.params["login_host"],
-                                          self.params["login_port"], self.params["db"])
+    @contextmanager
+    def backup_lock(self, conn, timeout):
+        """One backup of the database at a time: a session advisory lock on the
+        server, shared by every runner whatever host or user it runs as, and held
+        only by roles that may connect to the database. Released when the block
+        ends (or the session does)."""
+        key = "botops.runbook backup of %s" % self.params["db"]
+        deadline = time.monotonic() + timeout
+        with conn.cursor() as cur:
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+                if cur.fetchone()[0]:
+                    conn.commit()  # the lock is the session's; the transaction that took it ends here
+                    break
+                if time.monotonic() >= deadline:
+                    raise PostgresError("another backup of %s is still running (advisory lock held for more than "
+                                        "%d s); wait for it to finish or raise lock_timeout"
+                                        % (self.describe(), timeout))
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            try:
+                conn.rollback()
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+                conn.commit()
+            except psycopg2.Error:
+                pass  # the session ends with the module, and its lock with it
 
     def binary(self, name):
         return find_binary(self.module, name)

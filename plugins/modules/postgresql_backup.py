@@ -306,7 +306,7 @@ def back_up(module, client, result):
             conn.rollback()
             if module.check_mode:
                 return
-            with backup.lock(client.lock_key), client:
+            with client.backup_lock(conn, params["lock_timeout"]), client:
                 result["dest"] = backup.reserve()
                 result["manifest"] = backup.manifest_for(backup.final)
                 result.update(take_backup(backup, client, conn, compression, result))

@@ -306,7 +306,7 @@ def back_up(module, result):
                             "writes for its whole duration, expected about %.1f s for %d bytes; set journal_mode: "
                             "wal (sqlite_backup or sqlite_vacuum) so backups never block writers"
                             % (path, journal_mode, source["size"] / float(EXPECTED_BYTES_PER_SECOND), source["size"]))
-            with backup.lock(os.path.realpath(path)):
+            with backup.lock(os.path.realpath(path), "'%s'" % path):
                 result["dest"] = backup.reserve()
                 result["manifest"] = backup.manifest_for(backup.final)
                 try:

@@ -208,3 +208,22 @@ def test_disk_full_during_dump(run_module, pg_params, small_fs, monkeypatch):
 def test_jobs_need_directory_format(run_module, pg_params, backups):
     result = run_module(postgresql_backup, dict(pg_params, dest_dir=str(backups), jobs=2))
     assert result["failed"] and "format=directory" in result["msg"]
+
+
+def test_a_second_backup_of_the_database_waits_on_the_servers_lock(run_module, pg_params, pg_botdb, tmp_path):
+    """The lock is an advisory lock on the server: a backup running anywhere (held
+    here by a plain session) makes this one wait, then fail clearly."""
+    import psycopg2  # pylint: disable=import-outside-toplevel
+    holder = psycopg2.connect(host=pg_botdb["host"], port=pg_botdb["port"], dbname=pg_params["db"], user="postgres",
+                              password=pg_botdb["superuser_password"])
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                        ("botops.runbook backup of %s" % pg_params["db"],))
+        result = run_module(postgresql_backup, dict(pg_params, dest_dir=str(tmp_path), lock_timeout=1))
+    finally:
+        holder.close()
+    assert result["failed"] and "another backup of database '%s'" % pg_params["db"] in result["msg"]
+    assert "lock_timeout" in result["msg"] and os.listdir(str(tmp_path)) == []
+    after = run_module(postgresql_backup, dict(pg_params, dest_dir=str(tmp_path), lock_timeout=1))
+    assert not after["failed"], after.get("msg")

@@ -21,7 +21,7 @@ from dbtools import corrupt_index_page, sqlite_rows
 
 from ansible_collections.botops.runbook.plugins.module_utils import _backupset, _streams
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, sha256_file
-from ansible_collections.botops.runbook.plugins.module_utils._lock import DatabaseLock
+from ansible_collections.botops.runbook.plugins.module_utils._lock import FileLock, lock_path_beside
 from ansible_collections.botops.runbook.plugins.modules import sqlite_backup, sqlite_restore
 
 
@@ -222,7 +222,7 @@ def test_zstd_without_the_package_is_a_clear_error(run_module, bot_db, backups, 
 
 def test_a_second_backup_of_the_same_database_waits_then_fails(run_module, bot_db, backups):
     path = bot_db[0]
-    with DatabaseLock(os.path.realpath(path), timeout=0):
+    with FileLock(os.path.realpath(path), "a test", timeout=0):
         result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups), "lock_timeout": 1})
     assert result["failed"] and "another backup" in result["msg"] and "lock_timeout" in result["msg"]
     assert listing(backups) == []
@@ -470,3 +470,67 @@ def test_a_compressed_backup_under_a_plain_name_restores(run_module, bot_db, tmp
     restored = run_module(sqlite_restore, {"src": made["dest"], "path": str(tmp_path / "restored.db")})
     assert not restored["failed"], restored.get("msg")
     assert sqlite_rows(str(tmp_path / "restored.db")) == counts
+
+
+def as_nobody(args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", AS_USER, json.dumps(args)],
+                          env=env, capture_output=True, text=True, check=False)
+    return json.loads(proc.stdout or "{}") or {"failed": True, "msg": proc.stderr}
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory 'nobody' can traverse, with the bot's database owned by 'nobody'."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("switching to another user needs root and a system python3")
+    import botdb  # pylint: disable=import-outside-toplevel
+    shared = tempfile.mkdtemp(prefix="botops-lock-", dir="/tmp")
+    os.chmod(shared, 0o755)
+    data = os.path.join(shared, "data")
+    os.mkdir(data)
+    path = os.path.join(data, "bot_data.db")
+    botdb.create(path, journal_mode="delete")
+    for name in (data, path):
+        os.chown(name, 65534, 65534)
+    out = os.path.join(shared, "out")
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    yield path, out
+    shutil.rmtree(shared)
+
+
+def test_a_root_and_a_bot_user_backup_exclude_each_other(run_module, shared_dir):
+    """One lock file beside the database, whoever runs: root's lock makes the bot
+    user's backup wait and fail, and the lock file is the database owner's."""
+    path, out = shared_dir
+    with FileLock(os.path.realpath(path), "a test", timeout=0):
+        assert os.stat(lock_path_beside(path)).st_uid == 65534
+        waited = as_nobody({"path": path, "dest_dir": out, "lock_timeout": 1, "compression": "gzip"})
+    assert waited.get("failed") and "another backup of '%s' is still running" % path in waited["msg"], waited
+    done = as_nobody({"path": path, "dest_dir": out, "compression": "gzip"})
+    assert not done.get("failed"), done
+
+
+def test_a_lock_file_planted_by_another_user_is_refused(run_module, bot_db, backups):
+    """Someone who is neither root nor the database's owner made the lock file
+    first (to hold every backup off): it is refused, by name, nothing written."""
+    path = bot_db[0]
+    lock = lock_path_beside(os.path.realpath(path))
+    with open(lock, "w"):
+        pass
+    os.chown(lock, 12345, 12345)
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
+    assert result["failed"]
+    assert "the lock file '%s'" % lock in result["msg"] and "belongs to uid 12345" in result["msg"]
+    assert listing(backups) == []
+
+
+def test_a_symlink_as_lock_file_is_refused(run_module, bot_db, backups, tmp_path):
+    path = bot_db[0]
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    os.symlink(str(victim), lock_path_beside(os.path.realpath(path)))
+    result = run_module(sqlite_backup, {"path": path, "dest_dir": str(backups)})
+    assert result["failed"] and "a symlink is refused" in result["msg"]
+    assert victim.read_text() == "x" and listing(backups) == []
