@@ -54,7 +54,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     new_manifest,
     utc_now,
     verify_against_manifest,
-    write_manifest,
+    write_manifest_file,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._streams import (
     COMPRESSION_SUFFIX,
@@ -102,9 +102,10 @@ def resolve_compression(requested):
     return requested
 
 
-def dir_entries(path):
-    """Manifest entries of a directory dump's files, named ``<dir>/<file>``."""
-    base = os.path.basename(path.rstrip("/"))
+def dir_entries(path, base=None):
+    """Manifest entries of a directory dump's files, named ``<base>/<file>`` (``base``:
+    the directory's own name by default)."""
+    base = base or os.path.basename(path.rstrip("/"))
     return [{"name": "%s/%s" % (base, name), "size": os.path.getsize(os.path.join(path, name)),
              "sha256": sha256_file(os.path.join(path, name))} for name in sorted(os.listdir(path))]
 
@@ -268,34 +269,44 @@ class BackupSetWriter:
         self.module.set_fs_attributes_if_different(args, False)
 
     def commit(self, **fields):
-        """Attributes, every file published, then the manifest (``fields`` added to
-        the common ones). Returns the manifest's file entries."""
-        for temp, dummy, entry in self._files:
+        """Attributes; the manifest (``fields`` added to the common ones) written
+        complete under a hidden pending name; every file published; then the
+        manifest renamed into place, last. A kill in between leaves published files
+        beside their pending manifest: an unfinished set, recognised as such by the
+        catalog and cleaned by backup_prune. Returns the manifest's file entries."""
+        entries = []
+        for temp, final, entry in self._files:
             self._attributes(temp, "0600" if entry else "0700")
             if entry is None:
                 for name in os.listdir(temp):
                     os.chmod(os.path.join(temp, name), 0o600)
+                entries += dir_entries(temp, base=os.path.basename(final))
+            else:
+                entries.append(entry)
+        manifest = new_manifest(self.engine, self.database, self.created, bot=self.params["bot"])
+        manifest.update(fields, files=entries)
+        if manifest.get("verified"):
+            manifest["verified"] = dict(manifest["verified"], at=iso(utc_now()))
+        final_manifest = manifest_path(self.final)
+        pending = self.temp(final_manifest)
+        write_manifest_file(pending, manifest)
+        self._attributes(pending, "0600")
+        fsync_file(pending)
         # A replaced set loses its old manifest first: a crash in between leaves a
         # set without a manifest (unfinished), never a manifest that lies.
-        remove_quietly(manifest_path(self.final))
-        entries = []
+        remove_quietly(final_manifest)
         for temp, final, entry in self._files:
             if entry is None:
                 if os.path.isdir(final):
                     shutil.rmtree(final)
                 os.rename(temp, final)
                 fsync_dir(os.path.dirname(os.path.abspath(final)))
-                entries += dir_entries(final)
             else:
                 publish(temp, final)
-                entries.append(entry)
             self._temps.remove(temp)
-        manifest = new_manifest(self.engine, self.database, self.created, bot=self.params["bot"])
-        manifest.update(fields, files=entries)
-        if manifest.get("verified"):
-            manifest["verified"] = dict(manifest["verified"], at=iso(utc_now()))
-        write_manifest(manifest_path(self.final), manifest)
-        self._attributes(manifest_path(self.final), "0600")
+        os.replace(pending, final_manifest)
+        self._temps.remove(pending)
+        fsync_dir(os.path.dirname(os.path.abspath(final_manifest)))
         return entries
 
     def __enter__(self):

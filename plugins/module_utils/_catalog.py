@@ -37,7 +37,10 @@ def _walk(root, recurse):
 
 
 def scan(root, recurse=True, verify_checksums=False, now=None):
-    """Returns {sets, problems, unknown_files, temporary_files}; sets newest first."""
+    """Returns {sets, problems, unknown_files, unfinished, temporary_files}; sets
+    newest first. ``unfinished``: files of a set whose run was killed between
+    publishing them and its manifest ({path, pending_manifest}); not a problem,
+    and backup_prune removes them with their pending manifest after its grace."""
     if not os.path.isdir(root):
         raise BackupError("backup directory '%s' does not exist" % root)
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -58,10 +61,26 @@ def scan(root, recurse=True, verify_checksums=False, now=None):
                 temporary.append(path)
             else:
                 files.append(path)
-    unknown = sorted(p for p in files if p not in referenced)
+    unknown, unfinished = [], []
+    for path in sorted(p for p in files if p not in referenced):
+        prefix = os.path.join(os.path.dirname(path), ".%s%s." % (os.path.basename(path), MANIFEST_SUFFIX))
+        pending = [t for t in temporary if t.startswith(prefix) and _lists(t, os.path.basename(path))]
+        if pending:
+            unfinished.append({"path": path, "pending_manifest": pending[0]})
+        else:
+            unknown.append(path)
     problems += ["file '%s' has no manifest: unfinished, or not made by this collection" % p for p in unknown]
     sets.sort(key=lambda b: b["created_at"], reverse=True)
-    return {"sets": sets, "problems": problems, "unknown_files": unknown, "temporary_files": sorted(temporary)}
+    return {"sets": sets, "problems": problems, "unknown_files": unknown, "unfinished": unfinished,
+            "temporary_files": sorted(temporary)}
+
+
+def _lists(pending_manifest, name):
+    """The pending manifest is complete and names the file ``name``."""
+    try:
+        return any(entry.get("name") == name for entry in read_manifest(pending_manifest)["files"])
+    except (BackupError, OSError):
+        return False
 
 
 def _read_set(manifest_file, verify_checksums, now, problems):

@@ -72,9 +72,20 @@ def new_manifest(engine, database, created_at, bot=None):
     }
 
 
+def manifest_text(manifest):
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
 def write_manifest(path, manifest, mode=0o600):
     """Write the manifest atomically: it marks the set complete."""
-    write_text_atomically(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode)
+    write_text_atomically(path, manifest_text(manifest), mode)
+
+
+def write_manifest_file(path, manifest):
+    """The manifest into the (temporary, private) file ``path``, for a writer that
+    renames it into place itself."""
+    with open(path, "w") as handle:
+        handle.write(manifest_text(manifest))
 
 
 _STAMPED = re.compile(r"^(.*_\d{8}T\d{6}Z)\.")

@@ -121,6 +121,16 @@ unknown_files:
   type: list
   elements: str
   sample: ["/var/backups/botops/bot/old.db"]
+unfinished:
+  description:
+    - Files of sets whose run was killed after publishing them and before their
+      manifest, each with the complete C(pending_manifest) beside it.
+      M(botops.runbook.backup_prune) removes them after its O(botops.runbook.backup_prune#module:temporary_grace).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/var/backups/botops/bot/sqlite-bot_data/bot_data_20261122T031500Z.db",
+            "pending_manifest": "/var/backups/botops/bot/sqlite-bot_data/.bot_data_20261122T031500Z.db.manifest.json.k2j3.tmp"}]
 temporary_files:
   description: Hidden temporary files of backups that were killed or are running now.
   returned: always
@@ -174,7 +184,8 @@ def catalog(module, result):
     verified = newest_verified(sets)
     result.update(backups=sets, series=series_list(sets), latest=summary(sets[0] if sets else None),
                   latest_verified=summary(verified), problems=found["problems"], unknown_files=found["unknown_files"],
-                  temporary_files=found["temporary_files"], total_size=sum(b["size"] for b in sets))
+                  unfinished=found["unfinished"], temporary_files=found["temporary_files"],
+                  total_size=sum(b["size"] for b in sets))
     if max_age is not None:
         if not verified:
             raise BackupError("no verified backup in '%s'%s; backups have stopped or never ran"

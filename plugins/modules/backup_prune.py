@@ -222,8 +222,10 @@ def prune(module, spec, result):
         doomed += [p for p in backup["files"] + [backup["manifest"]] if p not in spared and not os.path.islink(p)]
     if params["prune_unknown"]:
         doomed += catalog["unknown_files"]
-    doomed += [p for p in catalog["temporary_files"] if grace is not None and
-               (now.timestamp() - os.path.getmtime(p)) > grace]
+    stale = [p for p in catalog["temporary_files"] if grace is not None and
+             (now.timestamp() - os.path.getmtime(p)) > grace]
+    # an unfinished set (its run killed before the manifest) goes with its pending manifest
+    doomed += [u["path"] for u in catalog["unfinished"] if u["pending_manifest"] in stale] + stale
     result.update(changed=bool(doomed), deleted=[{"path": b["path"], "created_at": stamp(b["created_at"])}
                                                  for b in deleted],
                   kept=kept, deleted_files=doomed, problems=catalog["problems"],

@@ -13,6 +13,13 @@ import sys
 import tempfile
 
 import pytest
+from hypothesis import settings
+
+# Property tests: the same examples on every run (CI must not fail by chance);
+# BOTOPS_HYPOTHESIS=explore draws new ones while developing.
+settings.register_profile("reproducible", derandomize=True, deadline=None, database=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile("explore" if os.environ.get("BOTOPS_HYPOTHESIS") == "explore" else "reproducible")
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))

@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: botops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Crash-point enumeration, after the ALICE study of crash consistency (OSDI 2014).
+
+A module runs in a subprocess whose file-system calls are counted with a Python
+audit hook (``sys.addaudithook``): every open for writing, rename/replace,
+remove, mkdir/rmdir, chmod/chown, copyfile, SQLite connect and program start.
+``count(module, args)`` says how many such calls a run makes; ``run(module,
+args, kill_at=N)`` runs it again and SIGKILLs the process just before its N-th
+call. A test calls it for N = 1..count (or a sample of them) and checks its
+invariants after each kill.
+
+The hook is armed when the module's ``main()`` starts, so imports do not count.
+Python's audit events have no ``write`` or ``fsync``: a kill between two writes
+of one file lands on the next counted call instead (what a kill leaves is the
+same: the page cache keeps every completed write).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+RUNNER = textwrap.dedent("""
+    import atexit, importlib, json, os, signal, sys
+    from ansible.module_utils.testing import patch_module_args
+    module = importlib.import_module("ansible_collections.botops.runbook.plugins.modules." + sys.argv[1])
+    args, kill_at, report = json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    COUNTED = {"os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
+               "os.link", "os.symlink", "shutil.copyfile", "shutil.rmtree", "sqlite3.connect",
+               "subprocess.Popen", "os.posix_spawn", "os.exec"}
+    state = {"armed": False, "calls": 0, "seen": []}
+
+    def writing(args):
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str) and any(c in mode for c in "wax+"):
+            return True
+        return isinstance(flags, int) and bool(flags & WRITING)
+
+    def hook(event, args):
+        if not state["armed"]:
+            return
+        if event in COUNTED or (event == "open" and len(args) >= 3 and writing(args)):
+            state["calls"] += 1
+            if len(state["seen"]) < 2000:
+                state["seen"].append("%s %s" % (event, str(args[0])[-80:] if args else ""))
+            if state["calls"] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def done():
+        state["armed"] = False
+        with open(report, "w") as handle:
+            json.dump({"calls": state["calls"], "seen": state["seen"]}, handle)
+
+    sys.addaudithook(hook)
+    atexit.register(done)
+    with patch_module_args(args):
+        state["armed"] = True
+        module.main()
+""")
+
+
+def run(module, args, kill_at=0, workdir=None, timeout=300):
+    """(returncode, the module's JSON result or None, {calls, seen} or None when killed)."""
+    report = os.path.join(workdir or "/tmp", ".crashpoints-%d.json" % os.getpid())
+    if os.path.exists(report):
+        os.unlink(report)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", RUNNER, module, json.dumps(args), str(kill_at), report], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+    counted = None
+    if os.path.exists(report):
+        with open(report) as handle:
+            counted = json.load(handle)
+        os.unlink(report)
+    return proc.returncode, result, counted
+
+
+def count(module, args, workdir=None):
+    """How many counted calls one whole run of ``module`` makes (it must succeed)."""
+    rc, result, counted = run(module, args, 0, workdir)
+    assert rc == 0 and result and not result.get("failed"), (rc, result)
+    return counted["calls"], counted["seen"]
+
+
+def points(total):
+    """Every crash point, or (in ``make test``) a spread sample of them: all when
+    BOTOPS_CRASHPOINTS=all, else (more than 32) about 32 including both ends."""
+    if os.environ.get("BOTOPS_CRASHPOINTS") == "all" or total <= 32:
+        return list(range(1, total + 1))
+    step = total / 31.0
+    return sorted({1, total} | {max(1, min(total, int(round(1 + i * step)))) for i in range(32)})
