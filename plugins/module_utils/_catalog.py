@@ -65,14 +65,21 @@ def scan(root, recurse=True, verify_checksums=False, now=None):
     for path in sorted(p for p in files if p not in referenced):
         prefix = os.path.join(os.path.dirname(path), ".%s%s." % (os.path.basename(path), MANIFEST_SUFFIX))
         pending = [t for t in temporary if t.startswith(prefix) and _lists(t, os.path.basename(path))]
-        if pending:
-            unfinished.append({"path": path, "pending_manifest": pending[0]})
+        if pending:  # the newest: an earlier killed run under an explicit dest may have left one too
+            unfinished.append({"path": path, "pending_manifest": max(pending, key=_mtime)})
         else:
             unknown.append(path)
     problems += ["file '%s' has no manifest: unfinished, or not made by this collection" % p for p in unknown]
     sets.sort(key=lambda b: b["created_at"], reverse=True)
     return {"sets": sets, "problems": problems, "unknown_files": unknown, "unfinished": unfinished,
             "temporary_files": sorted(temporary)}
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _lists(pending_manifest, name):

@@ -42,14 +42,25 @@ def manifest_path(data_path):
 
 
 def auto_destination(directory, stem, ext, compression, encrypted=False):
-    """(path, created_at) of a new name in ``directory``, never one that exists: two
-    backups within one second wait for the next second instead of replacing each other."""
+    """(path, created_at) of a new name in ``directory``, never one that exists or
+    that a killed run left temporary files for (``.<name>.*.tmp``, its pending
+    manifest among them): two backups within one second wait for the next second
+    instead of replacing each other or being paired with the other's manifest."""
     while True:
         created = utc_now()
         path = os.path.join(directory, backup_name(stem, created, ext, compression, encrypted))
-        if not os.path.lexists(path) and not os.path.lexists(manifest_path(path)):
+        leftover = "." + os.path.basename(path) + "."
+        if not os.path.lexists(path) and not os.path.lexists(manifest_path(path)) and not any(
+                name.startswith(leftover) for name in _names(directory)):
             return path, created
         time.sleep(0.25)
+
+
+def _names(directory):
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
 
 
 def new_manifest(engine, database, created_at, bot=None):

@@ -288,3 +288,28 @@ def test_prune_never_deletes_a_file_of_a_kept_set(run_module, tmp_path):
     assert [d["path"] for d in pruned["deleted"]] == [old]
     assert os.path.exists(newest) and link not in pruned["deleted_files"]
     assert not os.path.exists(old)
+
+
+def test_an_automatic_name_is_never_one_a_killed_run_left_temporary_files_for(tmp_path, monkeypatch):
+    """A run killed after writing its pending manifest left `.<name>.manifest.json.*.tmp`
+    but nothing under <name>; a second run in the same second must take another
+    name, or its data would be paired with the first run's manifest (found by the
+    crash-point enumeration of postgresql_backup)."""
+    from ansible_collections.botops.runbook.plugins.module_utils import _manifest  # pylint: disable=import-outside-toplevel
+    clock = [datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)]
+
+    def frozen():
+        return clock[0]
+
+    def tick(seconds):
+        clock[0] += datetime.timedelta(seconds=1)
+
+    monkeypatch.setattr(_manifest, "utc_now", frozen)
+    monkeypatch.setattr(_manifest.time, "sleep", tick)
+    first, created = _manifest.auto_destination(str(tmp_path), "botdb", ".dump", "zstd")
+    (tmp_path / (".%s.manifest.json.x1y2.tmp" % os.path.basename(first))).write_text("{}")
+    second, later = _manifest.auto_destination(str(tmp_path), "botdb", ".dump", "zstd")
+    assert second != first and later > created
+    (tmp_path / (".%s.abc.tmp" % os.path.basename(second))).write_text("")  # a data temp file counts too
+    third, dummy = _manifest.auto_destination(str(tmp_path), "botdb", ".dump", "zstd")
+    assert third not in (first, second)
