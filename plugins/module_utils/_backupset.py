@@ -22,7 +22,6 @@ removed with everything in it when the reader is left.
 import hashlib
 import os
 import socket
-import stat
 import shutil
 import tempfile
 
@@ -64,6 +63,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._streams import (
     decompress_to,
     require_compression,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._workdir import WorkDir, WorkDirError
 
 
 def backup_destination_argument_spec():
@@ -352,7 +352,7 @@ class BackupSetReader:
             raise BackupError("cannot restore from '%s': the backup does not exist" % self.src)
         self.manifest = manifest_for_restore(self.src, manifest_file, required)
         self.staging_near = staging_near or os.path.dirname(os.path.abspath(self.src))
-        self._staging = self._staging_name = self._staging_fd = None
+        self._staging = None
 
     @property
     def encrypted(self):
@@ -396,29 +396,18 @@ class BackupSetReader:
             verify_against_manifest(os.path.join(self.src, name), {"files": [dict(entry, name=name)]})
 
     def staging(self):
-        """The private staging directory (made on first use, mode 0700): call it
-        before anything irreversible, so that a place it cannot be made fails first.
-
-        It may sit in a directory another user can write (the bot's data directory):
-        that user can rename it, but not change what is in it. So it is held open
-        and named through ``/proc/<pid>/fd/<fd>``: every path returned here resolves
-        to this directory, whatever its name has become."""
+        """The private staging directory (a ``_workdir.WorkDir`` of kind "restore",
+        made on first use): call it before anything irreversible, so that a place it
+        cannot be made fails first. It may sit in a directory another user can write
+        (the bot's data directory): every path returned here resolves to it through
+        ``/proc/<pid>/fd/<fd>``, whatever its name has become, and a run killed on
+        the spot leaves it for the next restore there to remove."""
         if self._staging is None:
             try:
-                name = tempfile.mkdtemp(prefix=".botops-restore-", suffix=".tmp", dir=self.staging_near)
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            except OSError as exc:
-                raise BackupError("cannot make a private staging directory in '%s' for the restore of '%s': %s; "
-                                  "it must exist and be writable" % (self.staging_near, self.src, exc.strerror))
-            info = os.fstat(fd)
-            if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o700:
-                os.close(fd)
-                raise BackupError("the staging directory '%s' was replaced while it was made (owner %d, mode %o); "
-                                  "another user can write '%s': make it the restoring user's own"
-                                  % (name, info.st_uid, stat.S_IMODE(info.st_mode), self.staging_near))
-            self._staging_name, self._staging_fd = name, fd
-            self._staging = "/proc/%d/fd/%d" % (os.getpid(), fd)
-        return self._staging
+                self._staging = WorkDir("restore", self.staging_near)
+            except WorkDirError as exc:
+                raise BackupError("%s (for the restore of '%s')" % (exc, self.src))
+        return self._staging.path
 
     def scratch(self, name):
         """A path in the private staging directory."""
@@ -456,21 +445,6 @@ class BackupSetReader:
         return self
 
     def __exit__(self, *exc):
-        if self._staging_fd is None:
-            return
-        fd, self._staging, self._staging_fd = self._staging_fd, None, None
-        try:
-            for name in os.listdir(fd):  # only this module's flat files are in it
-                try:
-                    os.unlink(name, dir_fd=fd)
-                except OSError:
-                    pass
-            mine = os.fstat(fd)
-            try:
-                now = os.lstat(self._staging_name)
-                if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
-                    os.rmdir(self._staging_name)
-            except OSError:
-                pass
-        finally:
-            os.close(fd)
+        if self._staging is not None:
+            staging, self._staging = self._staging, None
+            staging.close()

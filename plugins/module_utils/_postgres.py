@@ -9,7 +9,6 @@ passfile, never on a command line.
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.botops.runbook.plugins.module_utils._files import HashingWriter
 from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, check_exit, first_line, run_command
 from ansible_collections.botops.runbook.plugins.module_utils._streams import decompress_to, open_compressor
+from ansible_collections.botops.runbook.plugins.module_utils._workdir import WorkDir
 
 try:
     import psycopg2
@@ -116,7 +116,9 @@ def on_database(params, db, work, what):
 
 class LibpqEnvironment:
     """Environment for pg_dump and friends: connection in PG* variables and the
-    password in a 0600 passfile in a private directory, removed afterwards. The
+    password in a 0600 passfile in a private working directory (``_workdir``: the
+    runner's ``~/.cache/botops.runbook``, which the next run cleans after a kill),
+    removed afterwards. The
     tools get exactly these variables (see ``run_checked``): none the module
     inherited, so they connect where the module's options say and nowhere else."""
 
@@ -135,8 +137,8 @@ class LibpqEnvironment:
         }
         if _host(self.params):
             env["PGHOST"] = _host(self.params)
-        self.directory = tempfile.mkdtemp(prefix="botops-pgpass-")
-        passfile = os.path.join(self.directory, "pgpass")
+        self.directory = WorkDir("pgpass")
+        passfile = self.directory.join("pgpass")
         fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             password = self.params["login_password"] or ""
@@ -145,7 +147,7 @@ class LibpqEnvironment:
         return env
 
     def __exit__(self, *exc):
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.close()
 
 
 def find_binary(module, name):
@@ -326,12 +328,17 @@ def stream_dump(argv, env, out_path, compression, level, what):
     return sink.size, sink.sha256
 
 
+@contextmanager
 def _scratch_file(scratch, name):
     """An open temporary file: ``scratch(name)`` (a path in a caller's private
-    directory) or, without one, the system's temporary directory."""
-    if scratch is None:
-        return tempfile.NamedTemporaryFile(prefix="botops-restore-", suffix=".dump")  # pylint: disable=consider-using-with
-    return open(scratch(name), "w+b")  # pylint: disable=consider-using-with
+    directory) or, without one, in a private working directory of its own (see
+    ``_workdir``), which a killed run leaves for the next one to remove."""
+    if scratch is not None:
+        with open(scratch(name), "w+b") as handle:
+            yield handle
+        return
+    with WorkDir("restore") as work, open(work.join(name), "w+b") as handle:
+        yield handle
 
 
 def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore",

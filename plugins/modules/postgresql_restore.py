@@ -54,7 +54,9 @@ options:
     description:
       - Restore into this new database, created by the module (the safe default way).
         A database of this name restored from the same backup gives C(changed=false);
-        any other existing database of this name is refused.
+        the half-made database of an earlier run of this restore that was killed (the module marks a database it
+        makes until the restore is proven) is dropped and made again (RV(half_made_dropped)); any other existing
+        database of this name is refused.
       - Without it, the restore goes over O(db) and needs O(clean=true).
     type: str
   owner:
@@ -162,6 +164,12 @@ safety_backup:
   returned: always
   type: str
   sample: /var/backups/botops/clip-saver/postgresql-clips/clips.pre-restore-20261122T101500Z.dump
+half_made_dropped:
+  description: Whether O(target_db) was the half-made database of an earlier, killed run of this restore, dropped to start
+    again (would be, in check mode).
+  returned: always
+  type: bool
+  sample: false
 renamed_to:
   description: Name the old database was renamed to (O(rename_existing=true)), or null.
   returned: always
@@ -230,8 +238,13 @@ from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     table_row_counts,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, describe_os_error, run_main
+from ansible_collections.botops.runbook.plugins.module_utils._workdir import private_cache
 
 MARKER = "botops.runbook: restored from sha256 %s"
+# A database this module made for a restore carries this until the restore is
+# proven: a run killed on the spot leaves it, and a re-run of the same restore
+# knows the database for its own half-made one and starts it again.
+IN_PROGRESS = "botops.runbook: restore in progress from sha256 %s"
 
 
 def backup_format(src, manifest):
@@ -299,6 +312,15 @@ def dropped_after(admin, name, cause, what):
     return cause
 
 
+def drop_half_made(admin, name):
+    try:
+        on_connection(admin, lambda conn: conn.cursor().execute(
+            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))), "DROP DATABASE")
+    except PostgresError as exc:
+        raise PostgresError("database '%s' is the half-made result of an earlier run of this restore that was killed, "
+                            "and it could not be dropped to start again (%s): drop it by hand" % (name, exc))
+
+
 def database_exists(admin, name):
     with admin.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
@@ -334,9 +356,11 @@ def free_database(admin, name, terminate):
     return sessions
 
 
-def create_database(admin, name, owner):
+def create_database(admin, name, owner, marker):
+    """A new database for a restore, marked ``marker`` (IN_PROGRESS) at once."""
     with admin.cursor() as cur:
         cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+    set_marker(admin, name, marker)
 
 
 def safety_dump(client, directory, bot):
@@ -391,7 +415,7 @@ def restore(module, client, result):
     # Decrypted and decompressed copies live in the module's private temporary
     # directory (removed when the module ends): backups may be on a read-only mount.
     with BackupSetReader(module, params["src"], params["manifest"], params["require_manifest"],
-                         staging_near=module.tmpdir) as backup:
+                         staging_near=private_cache() or module.tmpdir) as backup:
         manifest, src = backup.manifest, backup.src
         fmt = backup_format(src, manifest)
         if manifest:
@@ -413,7 +437,13 @@ def restore(module, client, result):
                 with timings.phase("read"):
                     client.read_dump(plain, fmt, compression, whole=manifest is None)
                 fingerprint = MARKER % (backup.fingerprint or "unknown")
+                in_progress = IN_PROGRESS % (backup.fingerprint or "unknown")
                 exists = database_exists(admin, target)
+                if params["target_db"] and exists and manifest and restored_from(admin, target) == in_progress:
+                    # A killed run of this very restore made it: never anyone else's data.
+                    if not module.check_mode:
+                        drop_half_made(admin, target)
+                    result["half_made_dropped"], exists = True, False
                 if params["target_db"] and exists:
                     if manifest and restored_from(admin, target) == fingerprint:
                         return  # already restored from this very backup
@@ -440,10 +470,10 @@ def restore(module, client, result):
                                                                   (manifest or {}).get("bot"))
                         options += ["--clean", "--if-exists"]
                 else:
-                    create_database(admin, target, params["owner"] or params["login_user"])
+                    create_database(admin, target, params["owner"] or params["login_user"], in_progress)
                 try:
                     if result["renamed_to"]:
-                        create_database(admin, target, params["owner"] or params["login_user"])
+                        create_database(admin, target, params["owner"] or params["login_user"], in_progress)
                     load(client, admin, backup, plain, fmt, options, result, compare)
                 except (ModuleError, OSError) as exc:
                     if not result["renamed_to"]:
@@ -540,7 +570,7 @@ def main():
     client = PostgresClient(module)
     target = module.params["target_db"] or module.params["db"]
     result = {"changed": False, "target_db": target, "safety_backup": None, "renamed_to": None, "terminated": [],
-              "timings": Timings()}
+              "half_made_dropped": False, "timings": Timings()}
     action = "restore of '%s' into database '%s'" % (module.params["src"], target)
     run_main(module, lambda res: restore(module, client, res), result, action, subject=module.params["src"],
              describe=client.explain(action))

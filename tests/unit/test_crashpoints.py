@@ -101,3 +101,130 @@ def test_sqlite_restore_killed_at_every_call(run_module, bot_db, tmp_path):
         rc, result, dummy = crashpoints.run("sqlite_restore", args, 0, str(tmp_path))
         assert rc == 0 and not result.get("failed"), result
         assert sqlite_rows(path) == counts
+
+
+# PostgreSQL: the module is killed, the programs it started (pg_dump, pg_restore,
+# psql) may run on as orphans: each step waits for them before it looks.
+
+def private_leftovers():
+    """Working directories in the runner's private cache that no live run holds."""
+    from ansible_collections.botops.runbook.plugins.module_utils import _workdir  # pylint: disable=import-outside-toplevel
+    cache = _workdir.private_cache()
+    left = []
+    for name in os.listdir(cache):
+        fd = os.open(os.path.join(cache, name), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            import fcntl  # pylint: disable=import-outside-toplevel
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                left.append(name)
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
+    return left
+
+
+def plaintext_in_tmp(marker):
+    """Files in the system's temporary directory (not ours) whose content holds ``marker``."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+    found = []
+    for dirpath, dirnames, filenames in os.walk(tempfile.gettempdir()):
+        dirnames[:] = [d for d in dirnames if not d.startswith(("pytest-of-", "botops-pg-", "botops-build"))]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) < (64 << 20):
+                    with open(path, "rb") as handle:
+                        if marker in handle.read():
+                            found.append(path)
+            except OSError:
+                pass
+    return found
+
+
+def wait_for_orphans(db_info):
+    """Until no pg_dump/pg_restore/psql of the killed run talks to the server."""
+    import time  # pylint: disable=import-outside-toplevel
+    from dbtools import pg_query  # pylint: disable=import-outside-toplevel
+    for dummy in range(300):
+        busy = pg_query(db_info, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'botops.runbook' "
+                                             "AND pid <> pg_backend_pid()")[0][0]
+        if not busy:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the killed run's programs still talk to the server after 30 s")
+
+
+@pytest.fixture
+def age_key(tmp_path):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    if not shutil.which("age-keygen"):
+        pytest.skip("age is installed by scripts/setup.sh")
+    key = tmp_path / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True).stdout.strip()
+    return str(key), recipient
+
+
+def test_postgresql_backup_killed_at_every_call(pg_botdb, tmp_path, age_key):
+    """Encrypted, verified: after a kill at any call, every final name is a sound set
+    (or an unfinished one), the advisory lock is free again, no plaintext is left in
+    the system's temporary directory, and a rerun converges."""
+    from dbtools import pg_query  # pylint: disable=import-outside-toplevel
+    out = tmp_path / "out"
+    out.mkdir()
+    args = {"login_host": pg_botdb["host"], "login_port": pg_botdb["port"], "login_user": "postgres",
+            "login_password": pg_botdb["superuser_password"], "db": pg_botdb["app_db"], "dest_dir": str(out),
+            "encrypt_to": [age_key[1]], "row_counts": "exact", "lock_timeout": 20}
+    total, seen = crashpoints.count("postgresql_backup", args, str(tmp_path))
+    assert total >= 8, seen
+    shutil.rmtree(str(out))
+    out.mkdir()
+    before = pg_query(pg_botdb, pg_botdb["app_db"], "SELECT count(*) FROM messages")
+    for point in crashpoints.points(total):
+        rc, result, dummy = crashpoints.run("postgresql_backup", args, point, str(tmp_path))
+        assert rc == -9, (point, rc, result)
+        wait_for_orphans(pg_botdb)
+        sound_catalog(out)
+        assert plaintext_in_tmp(b"COPY public.messages") == []
+        assert pg_query(pg_botdb, pg_botdb["app_db"], "SELECT count(*) FROM messages") == before
+    rc, result, dummy = crashpoints.run("postgresql_backup", args, 0, str(tmp_path))
+    assert rc == 0 and not result.get("failed"), result
+    catalog = sound_catalog(out)
+    assert any(b["verified"] and b["path"] == result["dest"] for b in catalog["sets"])
+    assert private_leftovers() == []
+
+
+def test_postgresql_restore_killed_at_every_call(pg_botdb, tmp_path, age_key):
+    """An encrypted set into a new database: after a kill at any call the source is
+    untouched, no plaintext (dump or passfile) is in the system's temporary
+    directory, the next run removes what the killed one left in its private
+    working directory, and the rerun restores the set whole."""
+    from dbtools import pg_query  # pylint: disable=import-outside-toplevel
+    login = {"login_host": pg_botdb["host"], "login_port": pg_botdb["port"], "login_user": "postgres",
+             "login_password": pg_botdb["superuser_password"]}
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, made, dummy = crashpoints.run("postgresql_backup", dict(login, db=pg_botdb["app_db"], dest_dir=str(out),
+                                                                 encrypt_to=[age_key[1]], row_counts="exact"), 0, str(tmp_path))
+    assert rc == 0 and not made.get("failed"), made
+    args = dict(login, db="postgres", src=made["dest"], target_db="crash_restored", decrypt_identity=age_key[0])
+    drop = 'DROP DATABASE IF EXISTS "crash_restored" WITH (FORCE)'
+    source = pg_query(pg_botdb, pg_botdb["app_db"], "SELECT count(*) FROM messages")
+    total, seen = crashpoints.count("postgresql_restore", args, str(tmp_path))
+    assert total >= 5, seen
+    try:
+        for point in crashpoints.points(total):
+            pg_query(pg_botdb, "postgres", drop)
+            rc, result, dummy = crashpoints.run("postgresql_restore", args, point, str(tmp_path))
+            assert rc == -9, (point, rc, result)
+            wait_for_orphans(pg_botdb)
+            assert plaintext_in_tmp(b"COPY public.messages") == [] and plaintext_in_tmp(login["login_password"].encode()) == []
+            rc, result, dummy = crashpoints.run("postgresql_restore", args, 0, str(tmp_path))
+            assert rc == 0 and not result.get("failed"), (point, result.get("msg"))
+            # the rerun restored it, or found the killed run had finished it and been proven
+            assert pg_query(pg_botdb, "crash_restored", "SELECT count(*) FROM messages") == source, point
+            assert private_leftovers() == [], point
+    finally:
+        pg_query(pg_botdb, "postgres", drop)

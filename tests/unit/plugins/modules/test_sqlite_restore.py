@@ -224,8 +224,8 @@ def test_a_name_swapped_in_the_bots_directory_cannot_redirect_the_root_restore(r
     real_unpack = BackupSetReader.unpack
 
     def swap_then_unpack(self, source, name="candidate"):
-        staged = self.staging()
-        staged = getattr(self, "_staging_name", None) or staged  # the name it was made under
+        self.staging()
+        staged = self._staging.name  # pylint: disable=protected-access  # the name it was made under
         os.rename(staged, staged + ".moved")
         os.mkdir(staged)
         for planted in ("candidate", "safety", "put-back"):
