@@ -44,6 +44,7 @@ git                  | git                                                    | 
 make                 | make                                                   | every entry point
 util-linux           | runuser                                                | tests run as the postgres and nobody users
 mount                | mount umount                                           | disk-full and read-only tests (tmpfs)
+strace               | strace                                                 | the durability tests (the order of writes, fsyncs and renames)
 python3              | /usr/bin/python3                                       | tests that run a module as another user
 TABLE
 )

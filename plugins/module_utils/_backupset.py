@@ -294,7 +294,10 @@ class BackupSetWriter:
         fsync_file(pending)
         # A replaced set loses its old manifest first: a crash in between leaves a
         # set without a manifest (unfinished), never a manifest that lies.
-        remove_quietly(final_manifest)
+        # The removal is made durable before new data takes the old name: a power cut
+        # in between must not bring the old manifest back beside the new data.
+        if remove_quietly(final_manifest):
+            fsync_dir(os.path.dirname(os.path.abspath(final_manifest)))
         for temp, final, entry in self._files:
             if entry is None:
                 if os.path.isdir(final):

@@ -58,12 +58,16 @@ def publish(temp, final_path):
 
 
 def remove_quietly(*paths):
+    """Unlink each of ``paths`` that exists; how many were removed."""
+    removed = 0
     for path in paths:
         if path:
             try:
                 os.unlink(path)
+                removed += 1
             except OSError:
                 pass
+    return removed
 
 
 def check_destination_dir(directory, needed_bytes):

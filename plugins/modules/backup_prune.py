@@ -88,6 +88,11 @@ options:
     default: 1d
 notes:
   - A set whose manifest lists a missing file is reported and left alone.
+  - Deletions are durable, in their order, through a power cut too - a set's files are
+    removed and their directory fsynced before its manifest is, and every directory is
+    fsynced before the module returns. A cut in the middle leaves, at worst, a manifest
+    whose files are gone (reported in RV(problems)), never a set's file without its
+    manifest.
 """
 
 EXAMPLES = r"""
@@ -148,7 +153,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
+from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, fsync_dir
 from ansible_collections.botops.runbook.plugins.module_utils._catalog import by_series, scan
 from ansible_collections.botops.runbook.plugins.module_utils._retention import (
     RetentionError,
@@ -179,6 +184,36 @@ def remove(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.unlink(path)
+
+
+def make_durable(directories):
+    """fsync each directory a removal changed (and forget them): until then a power
+    cut may bring the removed names back, in any order."""
+    for directory in sorted(directories):
+        try:
+            fsync_dir(directory)
+        except OSError as exc:
+            raise BackupError("cannot make the deletions in '%s' durable (fsync of the directory): %s"
+                              % (directory, exc.strerror))
+    directories.clear()
+
+
+def remove_in_order(doomed, manifests):
+    """Remove ``doomed`` in its order. Before a manifest (or pending manifest) in
+    ``manifests`` goes, what was removed before it is made durable: the data of a
+    set is gone for good before its manifest is, so that a power cut, like a kill,
+    leaves at worst a visible orphan manifest."""
+    dirty = set()
+    for path in doomed:
+        if path in manifests:
+            make_durable(dirty)
+        try:
+            remove(path)
+        except OSError as exc:
+            make_durable(dirty)
+            raise BackupError("cannot delete '%s': %s; nothing after it was deleted" % (path, exc.strerror))
+        dirty.add(os.path.dirname(os.path.abspath(path)))
+    make_durable(dirty)
 
 
 def stamp(moment):
@@ -225,7 +260,9 @@ def prune(module, spec, result):
     stale = [p for p in catalog["temporary_files"] if grace is not None and
              (now.timestamp() - os.path.getmtime(p)) > grace]
     # an unfinished set (its run killed before the manifest) goes with its pending manifest
-    doomed += [u["path"] for u in catalog["unfinished"] if u["pending_manifest"] in stale] + stale
+    unfinished = [u for u in catalog["unfinished"] if u["pending_manifest"] in stale]
+    doomed += [u["path"] for u in unfinished] + stale
+    manifests = {b["manifest"] for b in deleted} | {u["pending_manifest"] for u in unfinished}
     result.update(changed=bool(doomed), deleted=[{"path": b["path"], "created_at": stamp(b["created_at"])}
                                                  for b in deleted],
                   kept=kept, deleted_files=doomed, problems=catalog["problems"],
@@ -235,11 +272,7 @@ def prune(module, spec, result):
         result["diff"] = {"before": "\n".join(sorted(before)) + "\n",
                           "after": "\n".join(sorted(k["path"] for k in kept)) + "\n"}
     if not module.check_mode:
-        for path in doomed:
-            try:
-                remove(path)
-            except OSError as exc:
-                raise BackupError("cannot delete '%s': %s; nothing after it was deleted" % (path, exc.strerror))
+        remove_in_order(doomed, manifests)
 
 
 def main():

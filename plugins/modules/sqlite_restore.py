@@ -263,9 +263,12 @@ def make_safety_copy(path, directory, busy_timeout, scratch):
 
 
 def swap_in(candidate, path):
-    """Remove stale side files, then rename the candidate over the database."""
-    for suffix in SIDE_FILES:
-        remove_quietly(path + suffix)
+    """Remove stale side files (durably: a power cut must not bring the old
+    database's -wal back beside the restored one, which would replay it), then
+    rename the candidate over the database."""
+    removed = [remove_quietly(path + suffix) for suffix in SIDE_FILES]
+    if any(removed):
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
     publish(candidate, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 

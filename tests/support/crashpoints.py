@@ -63,14 +63,15 @@ RUNNER = textwrap.dedent("""
 """)
 
 
-def run(module, args, kill_at=0, workdir=None, timeout=300):
-    """(returncode, the module's JSON result or None, {calls, seen} or None when killed)."""
+def run(module, args, kill_at=0, workdir=None, timeout=300, wrap=()):
+    """(returncode, the module's JSON result or None, {calls, seen} or None when killed).
+    ``wrap``: a command prefix the run goes through (strace, for the durability tests)."""
     report = os.path.join(workdir or "/tmp", ".crashpoints-%d.json" % os.getpid())
     if os.path.exists(report):
         os.unlink(report)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-c", RUNNER, module, json.dumps(args), str(kill_at), report], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    argv = list(wrap) + [sys.executable, "-c", RUNNER, module, json.dumps(args), str(kill_at), report]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     result = None
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
