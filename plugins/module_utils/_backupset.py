@@ -425,17 +425,24 @@ class BackupSetReader:
         decrypt_verified(self.module, self.src, plain, identity, self.manifest)
         return plain
 
+    @property
+    def uncompressed_limit(self):
+        """The manifest's ``uncompressed_size`` (None where it records none): no
+        decompression of this set may pass more bytes."""
+        limit = (self.manifest or {}).get("uncompressed_size")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise BackupError("the manifest of '%s' records uncompressed_size %r, not a number of bytes; the "
+                              "set is damaged" % (self.src, limit))
+        return limit
+
     def unpack(self, source, name="candidate"):
         """(path, sha256) of ``source`` decompressed into the staging directory: never
         more bytes than the manifest's ``uncompressed_size``, and the content's sha256
         must be the manifest's ``uncompressed_sha256`` where it records one."""
         manifest = self.manifest or {}
+        limit = self.uncompressed_limit
         out = self.scratch(name)
         with open(out, "wb") as handle:
-            limit = manifest.get("uncompressed_size")
-            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-                raise BackupError("the manifest of '%s' records uncompressed_size %r, not a number of bytes; the "
-                                  "set is damaged" % (self.src, limit))
             sink = _BoundedWriter(handle, limit, self.src)
             decompress_to(source, self.compression, sink)
         expected = manifest.get("uncompressed_sha256")

@@ -236,11 +236,12 @@ class _Tee(object):
         self.tool.write(data)
 
 
-def pipe_into(argv, env, path, compression, what, copy_to=None, restricted=False):
+def pipe_into(argv, env, path, compression, what, copy_to=None, restricted=False, limit=None):
     """Feed the decompressed ``path`` to a pg tool's stdin, streaming (never the
     whole dump in memory); the tool may stop reading early (pg_restore --list).
     With ``copy_to``, the same decompressed bytes are written there too. With
-    ``restricted`` (psql), see ``_Restricted``."""
+    ``restricted`` (psql), see ``_Restricted``. Never more than ``limit`` bytes
+    (the manifest's ``uncompressed_size``)."""
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out,  # pylint: disable=consider-using-with
                                 stderr=err)
@@ -248,7 +249,7 @@ def pipe_into(argv, env, path, compression, what, copy_to=None, restricted=False
         if restricted:
             sink = _Restricted(sink)
         try:
-            decompress_to(path, compression, sink)
+            decompress_to(path, compression, sink, limit=limit)
             if restricted:
                 sink.close()
         except BrokenPipeError:
@@ -307,7 +308,9 @@ class _Restricted(object):
 
 def stream_dump(argv, env, out_path, compression, level, what):
     """pg_dump (or pg_dumpall) to stdout, compressed and hashed on the way into
-    ``out_path``; returns (bytes written, their sha256)."""
+    ``out_path``; returns (bytes written, their sha256, bytes of the dump before
+    compression)."""
+    plain = 0
     with tempfile.TemporaryFile() as err, open(out_path, "wb") as handle:
         sink = HashingWriter(handle)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err)  # pylint: disable=consider-using-with
@@ -316,6 +319,7 @@ def stream_dump(argv, env, out_path, compression, level, what):
             writer = stream or sink
             for block in iter(lambda: proc.stdout.read(CHUNK), b""):
                 writer.write(block)
+                plain += len(block)
             if stream is not None:
                 stream.close()
         except BaseException:
@@ -325,7 +329,7 @@ def stream_dump(argv, env, out_path, compression, level, what):
         rc = proc.wait()
         err.seek(0)
         check_exit(argv, rc, err.read().decode("utf-8", "replace"), what, stderr_errors)
-    return sink.size, sink.sha256
+    return sink.size, sink.sha256, plain
 
 
 @contextmanager
@@ -342,32 +346,33 @@ def _scratch_file(scratch, name):
 
 
 def restore_dump(module, env, path, fmt, compression, target_db, options=(), jobs=1, what="restore",
-                 parallel_rows=True, scratch=None):
+                 parallel_rows=True, scratch=None, limit=None):
     """Restore a dump of any format into ``target_db``, with ``jobs`` in parallel
     where the format allows (custom and directory). ``parallel_rows=False`` says
     that one table holds most of the rows (see postgresql_restore); ``scratch``
-    names the decompressed copy a parallel restore needs (see ``_scratch_file``)."""
+    names the decompressed copy a parallel restore needs (see ``_scratch_file``);
+    ``limit`` bounds the decompressed bytes (the manifest's ``uncompressed_size``)."""
     target_env = dict(env, PGDATABASE=target_db)
     options = list(options)
     if fmt == "plain":
         psql = find_binary(module, "psql")
         require_restrict(module, psql)
         pipe_into([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options, target_env, path, compression, what,
-                  restricted=True)
+                  restricted=True, limit=limit)
         return
     serial = [find_binary(module, "pg_restore"), "--exit-on-error", "--dbname=%s" % target_db] + options
     parallel = serial + ["--jobs=%d" % jobs]
     if fmt == "directory":
         run_checked(module, (parallel if jobs > 1 else serial) + [path], target_env, what)
     elif jobs == 1:
-        pipe_into(serial, target_env, path, compression, what)
+        pipe_into(serial, target_env, path, compression, what, limit=limit)
     elif parallel_rows or "--clean" in options:
         # pg_restore runs jobs only from a file it can seek in: the dump is
         # decompressed first, then rows, indexes and constraints all load in
         # parallel, which pays when several tables are large (bench/results).
         # --clean drops across every section: it always takes this way.
         with _scratch_file(scratch, "parallel.dump") as plain:
-            decompress_to(path, compression, plain)
+            decompress_to(path, compression, plain, limit=limit)
             plain.flush()
             run_checked(module, parallel + [plain.name], target_env, what)
     else:
@@ -378,7 +383,7 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         # table of contents is read).
         with _scratch_file(scratch, "parallel.dump") as plain:
             pipe_into(serial + ["--section=pre-data", "--section=data"], target_env, path, compression, what,
-                      copy_to=plain)
+                      copy_to=plain, limit=limit)
             plain.flush()
             run_checked(module, parallel + ["--section=post-data", plain.name], target_env, what)
 

@@ -65,10 +65,29 @@ def _stream_errors():
     return errors + (zstandard.ZstdError,) if HAS_ZSTANDARD else errors
 
 
-def decompress_to(source, compression, dest_handle):
+class _Limited(object):
+    """Passes writes on until more than ``limit`` bytes would have passed."""
+
+    def __init__(self, handle, limit, source):
+        self.handle, self.limit, self.source, self.size = handle, limit, source, 0
+
+    def write(self, data):
+        self.size += len(data)
+        if self.size > self.limit:
+            raise BackupError("backup '%s' decompresses to more than the %d bytes its manifest records; it is "
+                              "damaged or not the backup the manifest describes, and was not restored"
+                              % (self.source, self.limit))
+        return self.handle.write(data)
+
+
+def decompress_to(source, compression, dest_handle, limit=None):
     """Decompress ``source`` into ``dest_handle``; a damaged or truncated stream
-    raises BackupError (a zstd stream that just stops is caught too)."""
+    raises BackupError (a zstd stream that just stops is caught too), and so does
+    one that inflates to more than ``limit`` bytes (a decompression bomb is
+    stopped at the limit, never written out whole)."""
     require_compression(compression)
+    if limit is not None:
+        dest_handle = _Limited(dest_handle, limit, source)
     try:
         with open(source, "rb") as src:
             if compression == "gzip":

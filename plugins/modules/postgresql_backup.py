@@ -337,7 +337,8 @@ def main():
 
 def dump(backup, client, conn, compression):
     """pg_dump from one exported snapshot and the row counts of that snapshot:
-    (temporary file or directory, its size and sha256 or None, tables, exact, argv)."""
+    (temporary file or directory, its size and sha256 or None, the dump's size
+    before compression or None, tables, exact, argv)."""
     params = client.params
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     with conn.cursor() as cur:
@@ -349,7 +350,7 @@ def dump(backup, client, conn, compression):
     argv += selection_args(params)
     what = "pg_dump of %s" % client.describe()
     if params["format"] == "directory":
-        out, size, checksum = backup.temp_dir(), None, None  # pg_dump creates the directory itself
+        out, size, checksum, plain = backup.temp_dir(), None, None, None  # pg_dump creates the directory itself
         level = 0 if compression == "none" else params["compression_level"] or 6
         client.run(argv + ["--jobs=%d" % params["jobs"], "--compress=%d" % level, "--file=%s" % out], what,
                    db=params["db"])
@@ -357,17 +358,18 @@ def dump(backup, client, conn, compression):
         if params["format"] == "custom":
             argv.append("--compress=0")  # compressed on the way to disk instead
         out = backup.temp()
-        size, checksum = client.dump_to(argv, out, compression, params["compression_level"], what, db=params["db"])
+        size, checksum, plain = client.dump_to(argv, out, compression, params["compression_level"], what,
+                                               db=params["db"])
     conn.rollback()  # the snapshot was needed only while pg_dump started and read
-    return out, size, checksum, tables, exact, argv
+    return out, size, checksum, plain, tables, exact, argv
 
 
 def add_globals(backup, client, compression):
     """Roles and tablespaces (pg_dumpall --globals-only) as a file of the set."""
     final = backup.beside(".globals.sql", compression)
     temp = backup.temp(final)
-    size, checksum = client.dump_to([client.binary("pg_dumpall"), "--globals-only"], temp, compression,
-                                    client.params["compression_level"], "pg_dumpall --globals-only")
+    size, checksum, dummy = client.dump_to([client.binary("pg_dumpall"), "--globals-only"], temp, compression,
+                                           client.params["compression_level"], "pg_dumpall --globals-only")
     temp, sealed = backup.seal(temp, final, size, checksum)
     backup.add(temp, final, **({} if sealed else {"size": size, "sha256": checksum}))
 
@@ -375,7 +377,7 @@ def add_globals(backup, client, compression):
 def take_backup(backup, client, conn, compression, facts):
     """Snapshot, dump, verify, seal, publish, manifest. Nothing partial survives."""
     params, fmt = client.params, client.params["format"]
-    out, size, checksum, tables, exact, argv = dump(backup, client, conn, compression)
+    out, size, checksum, plain, tables, exact, argv = dump(backup, client, conn, compression)
     tables = tables_in_dump(tables, client.read_dump(out, fmt, compression), params)
     if params["verify"] == "restore":
         verify_restore(client, out, fmt, compression, tables)
@@ -384,7 +386,8 @@ def take_backup(backup, client, conn, compression, facts):
     if params["globals"]:
         add_globals(backup, client, "none" if fmt == "directory" else compression)
     files = backup.commit(
-        compression=compression, encryption=encryption, tables=tables, row_counts="exact" if exact else "estimate",
+        compression=compression, encryption=encryption, uncompressed_size=plain, tables=tables,
+        row_counts="exact" if exact else "estimate",
         verified={"method": "restore" if params["verify"] == "restore" else "pg_restore --list"
                   if fmt != "plain" else "completion marker", "ok": True},
         source={"format": fmt, "server_version": facts["server_version"], "pg_dump_version": facts["pg_dump_version"],

@@ -372,8 +372,8 @@ def safety_dump(client, directory, bot):
     target = os.path.join(directory, name)
     temp = temp_path(target)
     try:
-        size, checksum = client.dump_to([client.binary("pg_dump"), "--format=custom"], temp, "none", None,
-                                        "safety dump of database '%s'" % db, db=db)
+        size, checksum, dummy = client.dump_to([client.binary("pg_dump"), "--format=custom"], temp, "none", None,
+                                               "safety dump of database '%s'" % db, db=db)
         client.read_dump(temp, "custom", "none")
         os.chmod(temp, 0o600)
         publish(temp, target)
@@ -498,7 +498,8 @@ def load(client, admin, backup, plain, fmt, options, result, compare):
     try:
         with timings.phase("restore"):
             client.restore(plain, fmt, backup.compression, target, options=options, jobs=params["jobs"], what=what,
-                           parallel_rows=rows_spread_out(backup.manifest), scratch=backup.scratch)
+                           parallel_rows=rows_spread_out(backup.manifest), scratch=backup.scratch,
+                           limit=backup.uncompressed_limit)
         with timings.phase("analyze_and_count"):
             result["tables"] = analyze_and_count(client, target, result["row_counts"] == "exact")
     except (ModuleError, OSError) as exc:

@@ -457,3 +457,32 @@ def test_a_database_name_that_would_leave_the_directory_is_refused(run_module, a
     assert result["failed"]
     assert "postgresql database name '../escape' cannot name a backup series directory" in result["msg"]
     assert os.listdir(str(tmp_path)) == ["inner"] and os.listdir(str(inner)) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_dump_that_inflates_past_its_manifest_is_stopped_at_the_limit(run_module, admin_params, pg_botdb, backup,
+                                                                          drop_after, jobs):
+    """The manifest records the dump's size before compression; a dump swapped for
+    one that inflates further (its size and sha256 updated in the manifest, which
+    nothing authenticates) is stopped at that many bytes, on disk (jobs=2 writes a
+    decompressed copy for pg_restore) and in the stream (jobs=1)."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import json  # pylint: disable=import-outside-toplevel
+    import zstandard  # pylint: disable=import-outside-toplevel
+    with open(backup["manifest"]) as handle:
+        manifest = json.load(handle)
+    plain = zstandard.ZstdDecompressor().stream_reader(open(backup["dest"], "rb")).read()
+    assert manifest["uncompressed_size"] == len(plain) > 0
+    # the real dump, then 256 MiB of padding that pg_restore never reads as data
+    bomb = zstandard.ZstdCompressor().compress(plain + b"\0" * (256 << 20))
+    assert len(bomb) < 64 * 1024 + len(plain)
+    with open(backup["dest"], "wb") as handle:
+        handle.write(bomb)
+    manifest["files"][0].update(size=len(bomb), sha256=hashlib.sha256(bomb).hexdigest())
+    with open(backup["manifest"], "w") as handle:
+        json.dump(manifest, handle)
+    drop_after.append("inflated")
+    result = run_module(postgresql_restore, dict(admin_params, src=backup["dest"], target_db="inflated", jobs=jobs))
+    assert result["failed"] and "decompresses to more than the %d bytes its manifest records" % len(plain) \
+        in result["msg"], result["msg"]
+    assert "inflated" not in databases(pg_botdb)
