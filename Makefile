@@ -2,7 +2,7 @@
 #   make demo                      boot local systemd hosts and run the playbooks on them
 #   make demo-clean                remove the demo hosts
 #   make test                      everything CI checks (.ci/run calls exactly this)
-#   make lint | sanity | unit | integration | integration-oldest | molecule [SCENARIO=smoke] | bench
+#   make lint | sanity | unit | integration | integration-oldest | molecule [SCENARIO=smoke] | crashtest | bench
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -29,7 +29,7 @@ export PY_COLORS ?= 0
 
 TIERS := lint sanity unit integration integration-oldest molecule
 
-.PHONY: help setup venv oldest-venv collection-link demo demo-clean env test $(TIERS) bench clean
+.PHONY: help setup venv oldest-venv collection-link demo demo-clean env test $(TIERS) crashtest bench clean
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# *//'
@@ -84,6 +84,10 @@ sanity: venv $(SANITY_TREE)
 
 unit: venv collection-link
 	pytest -p no:cacheprovider -q tests/unit
+
+# Every crash point of every writing operation (the unit tier samples about 32 each).
+crashtest: venv collection-link
+	BOTOPS_CRASHPOINTS=all pytest -p no:cacheprovider -q -rA tests/unit/test_crashpoints.py
 
 integration: venv $(SANITY_TREE)
 	scripts/integration.sh $(SANITY_TREE)
