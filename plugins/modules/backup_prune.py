@@ -87,7 +87,9 @@ options:
     type: str
     default: 1d
 notes:
-  - A set whose manifest lists a missing file is reported and left alone.
+  - A set whose manifest lists a missing file is reported and left alone, unless every file it lists is gone (what a
+    prune cut short leaves), then its manifest goes too when the policy, counting it among its series' sets (never as
+    the newest verified one), would not keep it.
   - Deletions are durable, in their order, through a power cut too - a set's files are
     removed and their directory fsynced before its manifest is, and every directory is
     fsynced before the module returns. A cut in the middle leaves, at worst, a manifest
@@ -220,12 +222,23 @@ def stamp(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def husk(backup):
+    """A manifest whose every file is gone: what a prune cut short between a set's
+    data and its manifest leaves."""
+    return not backup["complete"] and not any(os.path.lexists(p) for p in backup["files"])
+
+
 def plan(params, catalog, now, policy, tz):
-    """(kept, deleted): retention applied to each series on its own."""
-    chosen = [b for b in catalog["sets"] if b["complete"]
-              and all(not params[key] or b["series"][key] == params[key] for key in ("bot", "database"))]
+    """(kept, deleted): retention applied to each series on its own. A husk goes
+    (its manifest alone) when the policy, counting it among its series' sets,
+    would not keep it; one it would keep stays, reported, as any set with a
+    missing file does."""
+    wanted = [b for b in catalog["sets"]
+              if all(not params[key] or b["series"][key] == params[key] for key in ("bot", "database"))]
+    chosen = [b for b in wanted if b["complete"]]
     kept, deleted = [], []
-    for members in by_series(chosen).values():
+    series = by_series(chosen)
+    for members in series.values():
         keep = select([dict(b, id=b["path"]) for b in members], now, policy, tz=tz)
         for backup in members:
             if backup["path"] in keep:
@@ -233,6 +246,11 @@ def plan(params, catalog, now, policy, tz):
                              "reasons": keep[backup["path"]]})
             else:
                 deleted.append(backup)
+    for backup in (b for b in wanted if husk(b)):
+        members = series.get(backup["series"]["id"], []) + [backup]
+        if backup["path"] not in select([dict(b, id=b["path"], verified=b is not backup and b["verified"])
+                                         for b in members], now, policy, tz=tz):
+            deleted.append(backup)
     return kept, deleted
 
 

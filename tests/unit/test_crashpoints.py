@@ -228,3 +228,73 @@ def test_postgresql_restore_killed_at_every_call(pg_botdb, tmp_path, age_key):
             assert private_leftovers() == [], point
     finally:
         pg_query(pg_botdb, "postgres", drop)
+
+
+# backup_prune and deploy_ledger: the module itself does all the writing.
+
+def make_old_set(directory, database, hours_ago):
+    """A verified SQLite set of ``database`` as sqlite_backup writes it, ``hours_ago`` old."""
+    import datetime  # pylint: disable=import-outside-toplevel
+    import hashlib  # pylint: disable=import-outside-toplevel
+    from ansible_collections.botops.runbook.plugins.module_utils._manifest import (  # pylint: disable=import-outside-toplevel
+        backup_name, manifest_path, new_manifest, write_manifest)
+    created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(hours=hours_ago)
+    path = os.path.join(str(directory), backup_name(database, created, ".db", "none"))
+    data = ("%s %s" % (database, created)).encode() * 100
+    with open(path, "wb") as handle:
+        handle.write(data)
+    manifest = new_manifest("sqlite", database, created, bot="crashbot")
+    manifest.update(host="bot1", files=[{"name": os.path.basename(path), "size": len(data),
+                                         "sha256": hashlib.sha256(data).hexdigest()}],
+                    verified={"method": "integrity_check", "ok": True, "at": "x"})
+    write_manifest(manifest_path(path), manifest)
+    return path
+
+
+def test_backup_prune_killed_at_every_call(tmp_path):
+    """Two series, old sets, a stale temporary file and an unfinished set: after a
+    kill at any call, every kept set is whole, no data file is left without its
+    manifest (a manifest may have lost its files, reported), and a rerun converges
+    to exactly the sets the policy keeps, with no problem left."""
+    pristine = tmp_path / "pristine"
+    pristine.mkdir()
+    for database in ("bot_data", "games"):
+        for hours in (1, 30, 55, 80, 105):
+            make_old_set(pristine, database, hours)
+    old = os.path.getmtime(str(pristine)) - 3 * 86400
+    stale = pristine / ".bot_data_20200101T000000Z.db.zst.abcd1234.tmp"
+    stale.write_bytes(b"left by a killed run")
+    unfinished = make_old_set(pristine, "bot_data", 200)
+    pending = os.path.join(str(pristine), ".%s.manifest.json.0123abcd.tmp" % os.path.basename(unfinished))
+    os.rename(unfinished + ".manifest.json", pending)
+    for path in (str(stale), pending, unfinished):
+        os.utime(path, (old, old))
+    args = {"path": str(tmp_path / "out"), "keep_last": 2}
+
+    def fresh():
+        if os.path.exists(args["path"]):
+            shutil.rmtree(args["path"])
+        shutil.copytree(str(pristine), args["path"])  # copy2: the mtimes too
+
+    fresh()
+    total, seen = crashpoints.count("backup_prune", args, str(tmp_path))
+    assert total == 15, seen  # 6 sets of 2 files, the stale file, the unfinished set's 2
+    fresh()
+    rc, wanted, dummy = crashpoints.run("backup_prune", dict(args, _ansible_check_mode=True), 0, str(tmp_path))
+    kept = sorted(k["path"] for k in wanted["kept"])
+    assert len(kept) == 4
+    for point in crashpoints.points(total):
+        fresh()
+        rc, result, dummy = crashpoints.run("backup_prune", args, point, str(tmp_path))
+        assert rc == -9, (point, rc, result)
+        catalog = scan(args["path"], verify_checksums=True)
+        assert catalog["unknown_files"] == [], (point, catalog["unknown_files"])
+        assert all(p.endswith(" is gone") or " are gone" in p for p in catalog["problems"]), catalog["problems"]
+        whole = sorted(b["path"] for b in catalog["sets"] if b["complete"] and b["checksums"] == "ok")
+        assert set(kept) <= set(whole), point
+        rc, result, dummy = crashpoints.run("backup_prune", args, 0, str(tmp_path))
+        assert rc == 0 and not result.get("failed"), (point, result)
+        catalog = scan(args["path"], verify_checksums=True)
+        assert sorted(b["path"] for b in catalog["sets"]) == kept and catalog["problems"] == [], (point, catalog)
+        assert catalog["temporary_files"] == [] and catalog["unfinished"] == [], point
+
