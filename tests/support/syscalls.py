@@ -163,8 +163,8 @@ class Call:
         self.result, self.errno, self.result_path = result, errno, result_path
 
     def __repr__(self):
-        return "Call(%d %s(%s) = %r, lines %d-%d)" % (self.pid, self.name, ", ".join(self.args), self.result,
-                                                        self.start, self.end)
+        return "Call(%d %s(%s) = %r, lines %d-%d)" % (
+            self.pid, self.name, ", ".join(self.args), self.result, self.start, self.end)
 
 
 def parse_result(text):

@@ -206,8 +206,8 @@ def test_postgresql_restore_killed_at_every_call(pg_botdb, tmp_path, age_key):
              "login_password": pg_botdb["superuser_password"]}
     out = tmp_path / "out"
     out.mkdir()
-    rc, made, dummy = crashpoints.run("postgresql_backup", dict(login, db=pg_botdb["app_db"], dest_dir=str(out),
-                                                                 encrypt_to=[age_key[1]], row_counts="exact"), 0, str(tmp_path))
+    backup_args = dict(login, db=pg_botdb["app_db"], dest_dir=str(out), encrypt_to=[age_key[1]], row_counts="exact")
+    rc, made, dummy = crashpoints.run("postgresql_backup", backup_args, 0, str(tmp_path))
     assert rc == 0 and not made.get("failed"), made
     args = dict(login, db="postgres", src=made["dest"], target_db="crash_restored", decrypt_identity=age_key[0])
     drop = 'DROP DATABASE IF EXISTS "crash_restored" WITH (FORCE)'
@@ -297,4 +297,3 @@ def test_backup_prune_killed_at_every_call(tmp_path):
         catalog = scan(args["path"], verify_checksums=True)
         assert sorted(b["path"] for b in catalog["sets"]) == kept and catalog["problems"] == [], (point, catalog)
         assert catalog["temporary_files"] == [] and catalog["unfinished"] == [], point
-

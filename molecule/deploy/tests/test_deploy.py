@@ -79,7 +79,6 @@ def test_the_good_release_is_live_healthy_and_hardened(name):
     assert health(name) == HEALTHY_100
 
 
-
 # The sandbox the unit must have (systemctl show's names for the role's default
 # deploy_unit_hardening): the test fails when one is dropped or weakened.
 SANDBOX = {

@@ -460,8 +460,8 @@ def test_a_database_name_that_would_leave_the_directory_is_refused(run_module, a
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_a_dump_that_inflates_past_its_manifest_is_stopped_at_the_limit(run_module, admin_params, pg_botdb, backup,
-                                                                          drop_after, jobs):
+def test_a_dump_that_inflates_past_its_manifest_is_stopped_at_the_limit(
+        run_module, admin_params, pg_botdb, backup, drop_after, jobs):
     """The manifest records the dump's size before compression; a dump swapped for
     one that inflates further (its size and sha256 updated in the manifest, which
     nothing authenticates) is stopped at that many bytes, on disk (jobs=2 writes a

@@ -312,6 +312,15 @@ def test_compressed_file_damage_is_detected(tmp_path):
 # A backup killed mid-run: tests/unit/test_crashpoints.py kills it at every one of
 # its file-system calls (and asserts that it died there), not after chosen delays.
 
+# sqlite_backup in a process of its own (path, dest_dir, compression).
+KILLABLE = textwrap.dedent("""
+    import sys
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.botops.runbook.plugins.modules import sqlite_backup
+    with patch_module_args({"path": sys.argv[1], "dest_dir": sys.argv[2], "compression": sys.argv[3]}):
+        sqlite_backup.main()
+""")
+
 
 AS_USER = textwrap.dedent("""
     import json, sys
