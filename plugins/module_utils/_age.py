@@ -46,7 +46,9 @@ def decrypt_file(module, source, dest, identity):
     if not os.path.isfile(identity):
         raise BackupError("decryption key file '%s' does not exist" % identity)
     try:
-        run_command(module, [_age(module), "--decrypt", "--identity", identity, "--output", dest, source],
+        # The backup's path absolute: a relative one that starts with '-' would be an option.
+        run_command(module, [_age(module), "--decrypt", "--identity", identity, "--output", dest,
+                             os.path.abspath(source)],
                     "decryption of '%s'" % source, error_lines=_age_errors)
     except CommandError as exc:
         error = (_age_errors(exc.details["stderr"]) or [str(exc)])[0]

@@ -43,7 +43,13 @@ from ansible_collections.botops.runbook.plugins.module_utils._files import (
     temp_path,
 )
 from ansible_collections.botops.runbook.plugins.module_utils._lock import FileLock
-from ansible_collections.botops.runbook.plugins.module_utils._series import check_component, series, series_dir
+from ansible_collections.botops.runbook.plugins.module_utils._series import (
+    DATABASE_ADVICE,
+    check_addressable,
+    check_component,
+    series,
+    series_dir,
+)
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     auto_destination,
     backup_name,
@@ -125,8 +131,11 @@ class BackupSetWriter:
         self.name_compression = name_compression  # the suffix of the file name (none for a directory)
         self.final = self.params["dest"]
         self.created = None
+        # The series first (its parts name directories, the stem a file): refused before anything is written.
+        series(self.params["bot"], engine, database, host=socket.getfqdn(), writing=True)
         if not self.final:  # an automatic name: the stem must stay one name in the directory
-            check_component("%s database name" % engine, stem)
+            check_component("%s database name" % engine, stem, DATABASE_ADVICE)
+            check_addressable("%s database name" % engine, stem, DATABASE_ADVICE)
         if self.params.get("backup_root"):
             self.directory = series_dir(self.params["backup_root"], self.params["bot"], engine, database)
         elif self.final:

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: botops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One backup of a database at a time, whoever runs it.
+"""One backup (or restore) of a database at a time, whoever runs it; one writer
+of a deploy ledger; a prune and a backup never in one directory at once.
 
 A lock is a file beside what it guards, flock()ed: every runner that may touch
 the guarded thing (root, or the bot's own user) opens the same file, so a root
@@ -35,15 +36,17 @@ def is_lock_file(name):
 class FileLock:
     """An exclusive flock on ``lock_path_beside(guarded)`` (or on ``path``; a
     directory given as both is flock()ed itself), waited for ``timeout`` seconds,
-    then a clear error naming ``what``. A lock file this (root) process makes gets
-    the owner, group and read/write bits of ``guarded``, so its users can take the
-    lock too."""
+    then a clear error naming ``what`` and who holds it (``activity``: "another
+    <activity> <what> is still running"). A lock file this (root) process makes
+    gets the owner, group and read/write bits of ``guarded``, so its users can
+    take the lock too."""
 
-    def __init__(self, guarded, what, timeout, path=None):
+    def __init__(self, guarded, what, timeout, path=None, activity="backup of"):
         self.guarded = guarded
         self.what = what
         self.timeout = timeout
         self.path = path or lock_path_beside(guarded)
+        self.activity = activity
         self.fd = None
 
     def _open(self):
@@ -65,12 +68,26 @@ class FileLock:
             raise BackupError("the lock file '%s' for %s belongs to uid %d, not to root, this user or the owner of "
                               "'%s': someone else made it to hold the lock; remove it"
                               % (self.path, self.what, info.st_uid, self.guarded))
+        self._follow_owner(fd, info, guarded)
+        return fd
+
+    @staticmethod
+    def _follow_owner(fd, info, guarded):
         if guarded is not None and info.st_uid == os.geteuid() == 0:
             wanted = (guarded.st_uid, guarded.st_gid, stat.S_IMODE(guarded.st_mode) & 0o666)
             if (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) != wanted:
                 os.fchown(fd, wanted[0], wanted[1])
                 os.fchmod(fd, wanted[2])
-        return fd
+
+    def follow_owner(self):
+        """Held: give the lock file the owner of ``guarded`` again, now that it exists
+        or was replaced (a restore to a new path): its users must take the lock too."""
+        if self.fd is not None and self.path != self.guarded:
+            try:
+                guarded = os.stat(self.guarded)
+            except OSError:
+                return
+            self._follow_owner(self.fd, os.fstat(self.fd), guarded)
 
     def __enter__(self):
         self.fd = self._open()
@@ -83,9 +100,9 @@ class FileLock:
                 if time.monotonic() >= deadline:
                     os.close(self.fd)
                     self.fd = None
-                    raise BackupError("another backup of %s is still running (lock %s held for more than %d s); "
+                    raise BackupError("another %s %s is still running (lock %s held for more than %d s); "
                                       "wait for it to finish or raise lock_timeout"
-                                      % (self.what, self.path, self.timeout))
+                                      % (self.activity, self.what, self.path, self.timeout))
                 time.sleep(0.2)
 
     def __exit__(self, *exc):

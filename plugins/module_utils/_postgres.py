@@ -59,6 +59,37 @@ def require_psycopg2(module):
                          exception=PSYCOPG2_IMPORT_ERROR)
 
 
+# A PostgreSQL name (NAMEDATALEN - 1): the server cuts a longer one silently, at a
+# character in SQL and at a byte in a connection, so it would be another database.
+MAX_NAME_BYTES = 63
+
+
+def name_problem(what, name):
+    """Why ``name`` cannot be a PostgreSQL database name, or None."""
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        return ("%s %r is %d bytes long; PostgreSQL names have at most %d bytes (a longer one is silently cut to "
+                "another name): give the database's real name" % (what, name, size, MAX_NAME_BYTES))
+    if "\0" in name:
+        return "%s %r contains a NUL, which no PostgreSQL name can" % (what, name)
+    return None
+
+
+def check_names(module):
+    """The database names of the module's options (db, and target_db where there is
+    one) can be PostgreSQL names; the module fails before it connects if not."""
+    for key, what in (("db", "database name"), ("target_db", "target database name")):
+        problem = module.params.get(key) and name_problem(what, module.params[key])
+        if problem:
+            module.fail_json(msg=problem)
+
+
+def conninfo_value(value):
+    """``value`` quoted for a libpq connection string (single quotes, ``\\`` and ``'``
+    escaped)."""
+    return "'%s'" % value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def _host(params):
     return params["login_unix_socket"] or params["login_host"] or None
 
@@ -360,10 +391,13 @@ def restore_dump(module, env, path, fmt, compression, target_db, options=(), job
         pipe_into([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options, target_env, path, compression, what,
                   restricted=True, limit=limit)
         return
-    serial = [find_binary(module, "pg_restore"), "--exit-on-error", "--dbname=%s" % target_db] + options
+    # pg_restore reads a --dbname holding '=' (or a postgresql:// URI) as a whole
+    # connection string: the name goes in as a quoted value of one, never as one.
+    serial = [find_binary(module, "pg_restore"), "--exit-on-error",
+              "--dbname=dbname=%s" % conninfo_value(target_db)] + options
     parallel = serial + ["--jobs=%d" % jobs]
-    if fmt == "directory":
-        run_checked(module, (parallel if jobs > 1 else serial) + [path], target_env, what)
+    if fmt == "directory":  # the path absolute: a relative one that starts with '-' would be an option
+        run_checked(module, (parallel if jobs > 1 else serial) + [os.path.abspath(path)], target_env, what)
     elif jobs == 1:
         pipe_into(serial, target_env, path, compression, what, limit=limit)
     elif parallel_rows or "--clean" in options:
@@ -403,19 +437,29 @@ def server_version_string(conn):
         return cur.fetchone()[0]
 
 
+USER_TABLES = """
+    SELECT n.nspname, c.relname, c.reltuples::bigint, c.oid
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+    ORDER BY 1, 2"""
+
+
+def table_oids(conn):
+    """{oid: schema.table} of every user table (the keys of ``table_row_counts``)."""
+    with conn.cursor() as cur:
+        cur.execute(USER_TABLES)
+        return {oid: "%s.%s" % (schema, name) for schema, name, dummy, oid in cur.fetchall()}
+
+
 def table_row_counts(conn, exact=False):
     """{schema.table: rows} of every user table; estimates from the statistics
     unless ``exact``."""
     with conn.cursor() as cur:
-        cur.execute("""
-            SELECT n.nspname, c.relname, c.reltuples::bigint
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
-            ORDER BY 1, 2""")
+        cur.execute(USER_TABLES)
         tables = cur.fetchall()
         counts = {}
-        for schema, name, estimate in tables:
+        for schema, name, estimate, dummy in tables:
             if exact:
                 cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
                 counts["%s.%s" % (schema, name)] = cur.fetchone()[0]
@@ -437,6 +481,7 @@ class PostgresClient:
 
     def __init__(self, module):
         require_psycopg2(module)
+        check_names(module)
         self.module = module
         self.params = module.params
         self.env = None
@@ -514,6 +559,10 @@ class PostgresClient:
     def row_counts(conn, exact=False):
         return table_row_counts(conn, exact)
 
+    @staticmethod
+    def table_oids(conn):
+        return table_oids(conn)
+
     def check_client(self, tool, conn):
         """``tool`` is not older than the server behind ``conn``; returns its version."""
         return check_client_not_older(self.module, self.binary(tool), conn)
@@ -545,13 +594,16 @@ class PostgresClient:
             return None
         argv = [self.binary("pg_restore")] + (["--file=/dev/null"] if whole else ["--list"])
         if fmt == "directory":
-            return self.run(argv + [path], what)
+            return self.run(argv + [os.path.abspath(path)], what)
         return pipe_into(argv, self.env, path, compression, what)
 
     @contextmanager
     def scratch_database(self, purpose, owner=None):
-        """A new database for ``purpose`` (its name returned), dropped afterwards."""
-        name = "botops_%s_%s_%s" % (purpose, self.params["db"][:30], os.urandom(4).hex())
+        """A new database for ``purpose`` (its name returned), dropped afterwards. The
+        name fits in a PostgreSQL name whole (its random part too), cut at a character."""
+        head, tail = "botops_%s_" % purpose, "_%s" % os.urandom(4).hex()
+        room = MAX_NAME_BYTES - len(head) - len(tail)
+        name = head + self.params["db"].encode("utf-8")[:room].decode("utf-8", "ignore") + tail
         admin = self.connect(db="postgres")
         try:
             with admin.cursor() as cur:

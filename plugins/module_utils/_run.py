@@ -80,9 +80,10 @@ def check_exit(argv, rc, stderr, what, error_lines=None):
 
 
 def run_command(module, argv, what, env=None, error_lines=None):
-    """Run ``argv`` with ``module.run_command`` (``env`` added to the environment);
-    returns its stdout, or raises CommandError (see ``check_exit``)."""
-    rc, out, err = module.run_command(list(argv), environ_update=env or {})
+    """Run ``argv`` with ``module.run_command`` (``env`` added to the environment),
+    every argument as given (Ansible would expand ``$VAR`` and ``~`` in them, names
+    and paths included); returns its stdout, or raises CommandError (see ``check_exit``)."""
+    rc, out, err = module.run_command(list(argv), environ_update=env or {}, expand_user_and_vars=False)
     check_exit(argv, rc, err, what, error_lines)
     return out
 

@@ -15,30 +15,56 @@ set, and backup_prune, restore_drill and backup_offsite group by it.
 """
 
 import os
+import re
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError
 
 ENGINES = ("sqlite", "postgresql")
 
 
-def check_component(what, value):
-    """``value`` can be one directory name of a series, or BackupError says why not."""
+# What Ansible's path options (src, path, dest_dir) expand, with no escape.
+_EXPANDABLE = re.compile(r"\$(?:\w+|\{[^}]*\})", re.ASCII)  # as os.path.expandvars
+BOT_ADVICE = ("choose another bot name, or leave bot unset with dest_dir (a set without a bot belongs to its "
+              "host's series)")
+DATABASE_ADVICE = "the series of its backups is named after the database: rename it"
+
+
+def check_component(what, value, instead="rename it"):
+    """``value`` can be one directory name of a series, or BackupError says why not
+    and what to do (``instead``)."""
     if not isinstance(value, str) or not value or value.startswith(".") or "/" in value or "\0" in value \
             or "\n" in value:
         raise BackupError("%s %r cannot name a backup series directory: it must be non-empty, must not start "
-                          "with '.', and must not contain '/', a NUL or a newline; rename it, or give dest_dir "
-                          "instead of backup_root" % (what, value))
+                          "with '.', and must not contain '/', a NUL or a newline; %s" % (what, value, instead))
     return value
 
 
-def series(bot, engine, database, host=None):
+def check_addressable(what, value, instead="rename it"):
+    """A set written under ``value`` could be named to a module again: no ``$VAR``,
+    which Ansible would expand in the path of every later module (src of a restore)."""
+    expandable = _EXPANDABLE.search(value)
+    if expandable:
+        raise BackupError("%s %r cannot name a backup series directory: Ansible expands '%s' in every path option, "
+                          "so no module could be given the sets' paths (src of a restore); %s"
+                          % (what, value, expandable.group(0), instead))
+    return value
+
+
+def series(bot, engine, database, host=None, writing=False):
     """The series' key as a dict: bot (``host`` when there is none), engine,
-    database and id; BackupError when a part cannot name a directory."""
+    database and id; BackupError when a part cannot name a directory (or, when
+    ``writing`` a new set, when its paths could not be given to a module)."""
     bot = bot or host
-    check_component("bot name" if bot != host else "host name", bot)
+    checks = (check_component, check_addressable) if writing else (check_component,)
+    for check in checks:
+        if bot != host:
+            check("bot name", bot, BOT_ADVICE)
+        else:
+            check("host name", bot, "give a bot name")
     if engine not in ENGINES:
         raise BackupError("engine %r is not one of %s" % (engine, ", ".join(ENGINES)))
-    check_component("%s database name" % engine, database)
+    for check in checks:
+        check("%s database name" % engine, database, DATABASE_ADVICE)
     return {"bot": bot, "engine": engine, "database": database, "id": "%s/%s-%s" % (bot, engine, database)}
 
 

@@ -17,6 +17,9 @@ from urllib.parse import quote
 from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, describe_os_error
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# SQLite's unix VFS opens paths of at most 512 bytes, and keeps 8 of them for the
+# "-journal"/"-wal" names: a longer path fails with "unable to open database file".
+MAX_PATH_BYTES = 504
 
 
 class SqliteError(ModuleError):
@@ -26,6 +29,25 @@ class SqliteError(ModuleError):
 def quote_ident(name):
     """Quote an identifier for SQLite (double quotes, inner quotes doubled)."""
     return '"%s"' % name.replace('"', '""')
+
+
+def plain_path(path):
+    """``path`` absolute, or SqliteError when it is longer than SQLite opens. (An
+    absolute path is also never a URI: this libsqlite3 is built with SQLITE_USE_URI,
+    so any name that starts with ``file:`` is one, even without ``uri=True``.)"""
+    path = os.path.abspath(path)
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        raise SqliteError("cannot open '%s': the path is %d bytes long and SQLite opens paths of at most %d bytes; "
+                          "use a shorter directory or name" % (path, size, MAX_PATH_BYTES))
+    return path
+
+
+def uri(path, mode):
+    """A ``file:`` URI of ``path`` opened with ``mode``: the absolute path
+    percent-quoted (``?``, ``#``, ``%`` and the rest are the file's own characters)
+    behind an empty authority (a path that starts with ``//`` is no host name)."""
+    return "file://%s?mode=%s" % (quote(plain_path(path)), mode)
 
 
 def check_database_file(path, action="open"):
@@ -53,10 +75,9 @@ def connect(path, readonly=True, busy_timeout=5000):
     ``busy_timeout`` is in milliseconds: how long a statement waits for a lock.
     """
     check_database_file(path)
-    mode = "ro" if readonly else "rw"
-    uri = "file:%s?mode=%s" % (quote(os.path.abspath(path)), mode)
+    location = uri(path, "ro" if readonly else "rw")
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout / 1000.0, isolation_level=None)
+        conn = sqlite3.connect(location, uri=True, timeout=busy_timeout / 1000.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout))
         # Touch the schema now, so a damaged file fails here with its own message.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -92,7 +113,8 @@ def pragma(conn, name):
 
 def user_tables(conn):
     rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+        "ORDER BY name"
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -189,7 +211,7 @@ def explain(action):
 def check_copy(path, quick):
     """A backup copy checked (quick_check or integrity_check) read-only, memory-mapped:
     (ok, problems, facts), facts only when it is sound."""
-    conn = sqlite3.connect("file:%s?mode=ro" % quote(path), uri=True)
+    conn = sqlite3.connect(uri(path, "ro"), uri=True)
     try:
         tune_for_scan(conn)
         ok, problems = integrity_check(conn, quick=quick)

@@ -86,6 +86,16 @@ options:
         younger one may belong to a backup running now).
     type: str
     default: 1d
+  lock_timeout:
+    description:
+      - Seconds to wait when a backup is committing a set (or another prune is deleting)
+        in one of the directories, before failing with a clear error.
+      - Every directory under O(path) is flock()ed (the lock a backup holds while it
+        names and commits its set there) before the sets are read, until the deletions
+        are done, so a prune never takes a set being committed for an unfinished one
+        or for files no manifest lists. Not in check mode.
+    type: int
+    default: 300
 notes:
   - A set whose manifest lists a missing file is reported and left alone, unless every file it lists is gone (what a
     prune cut short leaves), then its manifest goes too when the policy, counting it among its series' sets (never as
@@ -152,11 +162,13 @@ elapsed:
 import datetime
 import os
 import shutil
+from contextlib import ExitStack
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import BackupError, fsync_dir
-from ansible_collections.botops.runbook.plugins.module_utils._catalog import by_series, scan
+from ansible_collections.botops.runbook.plugins.module_utils._catalog import by_series, is_temporary, scan
+from ansible_collections.botops.runbook.plugins.module_utils._lock import FileLock
 from ansible_collections.botops.runbook.plugins.module_utils._retention import (
     RetentionError,
     parse_duration,
@@ -218,6 +230,44 @@ def remove_in_order(doomed, manifests):
     make_durable(dirty)
 
 
+def directories(root, recurse):
+    """The directories a prune reads and deletes in, sorted (every prune takes their
+    locks in one order): ``root`` and, with ``recurse``, those below it, as the
+    catalog walks them - never a temporary directory, never through a symlink."""
+    found = {os.path.realpath(root)}
+    if recurse:
+        for dirpath, dirnames, dummy in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not is_temporary(d) and not os.path.islink(os.path.join(dirpath, d))]
+            found.update(os.path.realpath(os.path.join(dirpath, d)) for d in dirnames)
+    return sorted(found)
+
+
+def lock_directories(locks, module, found):
+    """Hold the set-name lock of every directory of ``found`` (in ``locks``, an
+    ExitStack); returns the directories held (one removed meanwhile is skipped)."""
+    held = set()
+    for directory in found:
+        lock = FileLock(directory, "the sets in '%s'" % directory, module.params["lock_timeout"], path=directory,
+                        activity="backup or prune of")
+        try:
+            locks.enter_context(lock)
+        except FileNotFoundError:
+            continue
+        held.add(directory)
+    return held
+
+
+def only_in(held, catalog):
+    """The catalog without what lies in a directory made after the locks were taken:
+    a set may be committing there, so it is left for the next prune."""
+    def inside(path):
+        return os.path.realpath(os.path.dirname(os.path.abspath(path))) in held
+    return dict(catalog, sets=[b for b in catalog["sets"] if inside(b["manifest"])],
+                unknown_files=[p for p in catalog["unknown_files"] if inside(p)],
+                unfinished=[u for u in catalog["unfinished"] if inside(u["path"])],
+                temporary_files=[p for p in catalog["temporary_files"] if inside(p)])
+
+
 def stamp(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -255,6 +305,17 @@ def plan(params, catalog, now, policy, tz):
 
 
 def prune(module, spec, result):
+    """Read the sets and delete what the policy does not keep, holding the lock of
+    every directory (not in check mode): a backup commits a set in its directory
+    holding that lock, so no set is read half-committed."""
+    with ExitStack() as locks:
+        held = None
+        if not module.check_mode:
+            held = lock_directories(locks, module, directories(module.params["path"], module.params["recurse"]))
+        prune_held(module, spec, result, held)
+
+
+def prune_held(module, spec, result, held):
     params = module.params
     now = datetime.datetime.now(datetime.timezone.utc)
     policy = {k: params[k] for k in spec if k.startswith("keep_")}
@@ -262,6 +323,8 @@ def prune(module, spec, result):
     grace = parse_duration(params["temporary_grace"])
     tz = time_zone(params["timezone"])
     catalog = scan(params["path"], recurse=params["recurse"], now=now)
+    if held is not None:
+        catalog = only_in(held, catalog)
     kept, deleted = plan(params, catalog, now, policy, tz)
 
     # Never a file a kept (or incomplete, unchosen) set also names, never through a symlink.
@@ -303,6 +366,7 @@ def main():
         timezone=dict(type="str", default="UTC"),
         prune_unknown=dict(type="bool", default=False),
         temporary_grace=dict(type="str", default="1d"),
+        lock_timeout=dict(type="int", default=300),
     )
     for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
         spec["keep_" + name] = dict(type="int", default=0)

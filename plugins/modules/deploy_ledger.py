@@ -17,7 +17,8 @@ description:
     taken when the bot last left it (the database to restore when going back to it).
   - O(state=present) adds an entry, or updates the entry with the same C(id) (a deploy
     records itself as C(in_progress) before it switches, then its outcome). The file
-    is rewritten atomically (temp file, fsync, rename); an unchanged entry changes nothing.
+    is rewritten atomically (temp file, fsync, rename) under a lock (see O(lock_timeout));
+    an unchanged entry changes nothing.
   - With O(root) instead of O(path), the module also reads the bot's release layout -
     the paths under the root, the live release (the target of the C(current) link)
     and the finished releases on the host - so that no role composes these in Jinja.
@@ -63,6 +64,16 @@ options:
     description: File mode of a ledger this module creates.
     type: raw
     default: "0640"
+  lock_timeout:
+    description:
+      - Seconds to wait when another run is recording in the same ledger (O(state=present)),
+        before failing with a clear error.
+      - The ledger is read, merged and rewritten holding the lock file
+        C(.<name>.botops.lock) beside it (owned like the ledger; a file of any other
+        owner, or a symlink, is refused), so that two runs recording at once never
+        lose each other's entry.
+    type: int
+    default: 30
 """
 
 EXAMPLES = r"""
@@ -199,6 +210,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.botops.runbook.plugins.module_utils import _files
+from ansible_collections.botops.runbook.plugins.module_utils._lock import FileLock
 from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError, run_main
 
 
@@ -297,15 +309,25 @@ def ledger(module, result):
     if not first_read and not os.path.isdir(os.path.dirname(path) or "."):
         raise LedgerError("Cannot use the deploy ledger %s: its directory does not exist; "
                           "create the bot's root directory first" % path)
-    try:
-        entries = load(path)
-    except (LedgerError, OSError) as exc:
-        raise LedgerError("Cannot read the deploy ledger %s: %s" % (path, to_native(exc)))
-
-    if module.params["state"] == "present":
-        record(module, path, entries, result)
+    if module.params["state"] == "present" and not module.check_mode:
+        # Read, merge and rewrite holding the ledger's lock: two runs that each
+        # rewrote the ledger they had read would lose the other's entry.
+        with FileLock(path, "the deploy ledger %s" % path, module.params["lock_timeout"], activity="write of"):
+            entries = read(path)
+            record(module, path, entries, result)
+    else:
+        entries = read(path)
+        if module.params["state"] == "present":
+            record(module, path, entries, result)
     result["entries"] = entries
     result.update(summarize(entries))
+
+
+def read(path):
+    try:
+        return load(path)
+    except (LedgerError, OSError) as exc:
+        raise LedgerError("Cannot read the deploy ledger %s: %s" % (path, to_native(exc)))
 
 
 def record(module, path, entries, result):
@@ -344,6 +366,7 @@ def main():
             state=dict(type="str", default="read", choices=["read", "present"]),
             entry=dict(type="dict"),
             mode=dict(type="raw", default="0640"),
+            lock_timeout=dict(type="int", default=30),
         ),
         required_one_of=[("path", "root")],
         mutually_exclusive=[("path", "root")],

@@ -233,14 +233,18 @@ def selection_args(params):
     return args
 
 
-TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) ", re.MULTILINE)
+# A table's data in pg_restore --list: "<id>; 0 <the table's oid> TABLE DATA <schema>
+# <table> <owner>". The names are printed raw (spaces, newlines as spaces): the oid says
+# which table it is.
+TABLE_DATA = re.compile(r"^\d+; \d+ (\d+) TABLE DATA ", re.MULTILINE)
 
 
-def tables_in_dump(tables, listing, params):
-    """Keep the counts of the tables the dump holds: from its table of contents, or
-    (plain SQL) by pg_dump's patterns, where * and ? are wildcards."""
+def tables_in_dump(tables, listing, params, oids):
+    """Keep the counts of the tables the dump holds: from its table of contents (by
+    the oids, {oid: schema.table}, of the snapshot the counts are from), or (plain
+    SQL) by pg_dump's patterns, where * and ? are wildcards."""
     if listing is not None:
-        dumped = {"%s.%s" % match for match in TABLE_DATA.findall(listing)}
+        dumped = {oids.get(int(oid)) for oid in TABLE_DATA.findall(listing)}
         return {name: rows for name, rows in tables.items() if name in dumped}
 
     def matches(name, patterns):
@@ -338,7 +342,7 @@ def main():
 def dump(backup, client, conn, compression):
     """pg_dump from one exported snapshot and the row counts of that snapshot:
     (temporary file or directory, its size and sha256 or None, the dump's size
-    before compression or None, tables, exact, argv)."""
+    before compression or None, tables, their oids, exact, argv)."""
     params = client.params
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     with conn.cursor() as cur:
@@ -346,6 +350,7 @@ def dump(backup, client, conn, compression):
         snapshot = cur.fetchone()[0]
     exact = params["row_counts"] == "exact" or params["verify"] == "restore"
     tables = client.row_counts(conn, exact=exact)
+    oids = client.table_oids(conn)
     argv = [client.binary("pg_dump"), "--format=%s" % params["format"], "--snapshot=%s" % snapshot]
     argv += selection_args(params)
     what = "pg_dump of %s" % client.describe()
@@ -361,7 +366,7 @@ def dump(backup, client, conn, compression):
         size, checksum, plain = client.dump_to(argv, out, compression, params["compression_level"], what,
                                                db=params["db"])
     conn.rollback()  # the snapshot was needed only while pg_dump started and read
-    return out, size, checksum, plain, tables, exact, argv
+    return out, size, checksum, plain, tables, oids, exact, argv
 
 
 def add_globals(backup, client, compression):
@@ -377,8 +382,8 @@ def add_globals(backup, client, compression):
 def take_backup(backup, client, conn, compression, facts):
     """Snapshot, dump, verify, seal, publish, manifest. Nothing partial survives."""
     params, fmt = client.params, client.params["format"]
-    out, size, checksum, plain, tables, exact, argv = dump(backup, client, conn, compression)
-    tables = tables_in_dump(tables, client.read_dump(out, fmt, compression), params)
+    out, size, checksum, plain, tables, oids, exact, argv = dump(backup, client, conn, compression)
+    tables = tables_in_dump(tables, client.read_dump(out, fmt, compression), params, oids)
     if params["verify"] == "restore":
         verify_restore(client, out, fmt, compression, tables)
     out, encryption = backup.seal(out, plain_size=size, plain_sha256=checksum)

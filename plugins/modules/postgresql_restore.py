@@ -118,6 +118,16 @@ options:
     description: Do not restore ownership (C(--no-owner)); objects belong to O(login_user).
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait when another restore into the same database is running, before
+        failing with a clear error.
+      - The lock is a session advisory lock on the server, taken in the maintenance
+        database C(postgres) where every restore connects, so restores from any host or
+        user exclude each other; it is held while the dump is read and restored, from
+        the first look at the target database to its marker. Not in check mode.
+    type: int
+    default: 300
 notes:
   - The password reaches the tools through a private passfile, never their command line.
   - A plain SQL dump is fed to C(psql) in its restricted mode under a key made for the
@@ -234,6 +244,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
     connection_argument_spec,
     count_differences,
     on_connection,
+    psycopg2,
     sql,
     table_row_counts,
 )
@@ -387,6 +398,36 @@ def safety_dump(client, directory, bot):
     return target
 
 
+@contextmanager
+def restore_lock(admin, target, timeout, where, check_mode):
+    """One restore into ``target`` at a time: a session advisory lock on ``admin``'s
+    session (the maintenance database, where every restore connects; an advisory
+    lock holds within one database only). Released when the block ends (or the
+    session does). None in check mode, which changes nothing."""
+    if check_mode:
+        yield
+        return
+    key = "botops.runbook restore of %s" % target
+    deadline = time.monotonic() + timeout
+    with admin.cursor() as cur:
+        while True:
+            cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+            if cur.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise PostgresError("another restore into %s is still running (advisory lock held for more than %d s); "
+                                    "wait for it to finish or raise lock_timeout" % (where, timeout))
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+        except psycopg2.Error:
+            pass  # the session ends with the module, and its lock with it
+
+
 def refuse_bad_requests(params, fmt, src):
     if (params["tables"] or params["schemas"]) and fmt == "plain":
         raise BackupError("tables/schemas need a custom or directory dump; '%s' is plain SQL" % src)
@@ -432,7 +473,10 @@ def restore(module, client, result):
 
         admin = client.connect(db="postgres")
         try:
-            with client:
+            # Two restores into one new database would each take the other's for the
+            # half-made database of a killed run, and drop it half-way.
+            with restore_lock(admin, target, params["lock_timeout"], client.describe(target), module.check_mode), \
+                    client:
                 client.check_client("pg_restore", admin)
                 with timings.phase("read"):
                     client.read_dump(plain, fmt, compression, whole=manifest is None)
@@ -565,6 +609,7 @@ def main():
         row_counts=dict(type="str", choices=["auto", "exact"], default="auto"),
         no_owner=dict(type="bool", default=False),
         decrypt_identity=dict(type="path"),
+        lock_timeout=dict(type="int", default=300),
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[("target_db", "clean")],
                            supports_check_mode=True)

@@ -114,27 +114,38 @@ from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
 from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 
 
-def split_name(name):
-    schema, dot, rest = name.partition(".")
-    return (schema, rest) if dot else (None, name)
+def split_names(name):
+    """Every way to read ``name``: unqualified, and schema.name at each dot (a schema
+    or a table may hold dots of its own)."""
+    splits = [(None, name)]
+    for at, char in enumerate(name):
+        if char == ".":
+            splits.append((name[:at], name[at + 1:]))
+    return splits
 
 
 def resolve(cur, names, kinds, what):
     """[(schema, name)] of existing relations; anything else is an error that names it."""
-    found, missing = [], []
+    found, missing, ambiguous = [], [], []
     for name in names:
-        schema, rel = split_name(name)
-        cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE c.relname = %s AND c.relkind = ANY(%s) AND (%s::text IS NULL AND
-                             pg_table_is_visible(c.oid) OR n.nspname = %s)""", (rel, list(kinds), schema, schema))
-        row = cur.fetchone()
-        if row:
-            found.append(row)
+        rows = set()
+        for schema, rel in split_names(name):
+            cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE c.relname = %s AND c.relkind = ANY(%s) AND (%s::text IS NULL AND
+                                 pg_table_is_visible(c.oid) OR n.nspname = %s)""", (rel, list(kinds), schema, schema))
+            rows.update(tuple(row) for row in cur.fetchall())
+        if len(rows) == 1:
+            found.append(rows.pop())
+        elif rows:
+            ambiguous.append("%r (%s)" % (name, " or ".join(sorted('"%s" in schema "%s"' % (n, s) for s, n in rows))))
         else:
             missing.append(name)
     if missing:
         raise PostgresError("%s not found in the database: %s; check the names (schema.name)"
                             % (what, ", ".join(repr(m) for m in missing)))
+    if ambiguous:
+        raise PostgresError("%s ambiguous: %s; a dot separates schema and name, and these names hold dots of their "
+                            "own: rename one of them, or give the schema (schema=)" % (what, ", ".join(ambiguous)))
     return found
 
 

@@ -193,6 +193,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     check_copy,
     connect,
     describe_failure,
+    plain_path,
     switch_to_wal,
 )
 
@@ -207,6 +208,7 @@ def source_size(path):
 
 def copy_pages(src, copy_path, method):
     """One consistent snapshot of ``src`` into the empty file ``copy_path``."""
+    copy_path = plain_path(copy_path)  # one SQLite can open, or a clear refusal
     if method == "vacuum_into":
         src.execute("VACUUM INTO ?", (copy_path,))
         return

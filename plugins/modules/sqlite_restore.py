@@ -76,6 +76,15 @@ options:
       - Private key file (C(age) identity) for an encrypted backup (C(.age)). It is read at
         restore time only; a key that is not one of the backup's recipients is refused clearly.
     type: path
+  lock_timeout:
+    description:
+      - Seconds to wait when a backup or another restore of the same database is running,
+        before failing with a clear error.
+      - The database is locked with the file C(.<name>.botops.lock) beside it, the lock
+        M(botops.runbook.sqlite_backup) takes (owned like the database, so root and the
+        bot's user exclude each other; a file of any other owner, or a symlink, is refused).
+    type: int
+    default: 300
 notes:
   - Owner, group and mode of the restored file come from the file it replaces, unless
     O(owner), O(group) or O(mode) are given (C(0600) for a new file).
@@ -145,6 +154,7 @@ elapsed:
   sample: 2.1
 """
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -161,6 +171,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._files import (
     sha256_file,
     temp_path,
 )
+from ansible_collections.botops.runbook.plugins.module_utils._lock import FileLock
 from ansible_collections.botops.runbook.plugins.module_utils._manifest import utc_now
 from ansible_collections.botops.runbook.plugins.module_utils._run import run_main
 from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
@@ -171,6 +182,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._sqlite import (
     integrity_check,
     row_counts,
     tune_for_scan,
+    uri,
 )
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -201,7 +213,7 @@ def processes_using(path):
 def check_candidate(candidate, quick, src):
     try:
         check_database_file(candidate, action="restore from")
-        conn = sqlite3.connect("file:%s?mode=ro" % candidate, uri=True)
+        conn = sqlite3.connect(uri(candidate, "ro"), uri=True)
         try:
             tune_for_scan(conn)
             ok, problems = integrity_check(conn, quick=quick)
@@ -225,13 +237,42 @@ def already_restored(path, candidate_sha256):
     return sha256_file(path) == candidate_sha256
 
 
+def safety_copy_name(path, directory):
+    """``<stem>.pre-restore-<time><ext>`` in ``directory``, or ``-2``, ``-3``... before
+    the extension when an earlier safety copy (two restores in one second) has it.
+    Only a file is kept: a symlink the bot planted there is replaced by the rename."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    base = os.path.join(directory, "%s.pre-restore-%s" % (stem, utc_now().strftime("%Y%m%dT%H%M%SZ")))
+    target, number = base + ext, 1
+    while os.path.lexists(target) and not os.path.islink(target):
+        number += 1
+        target = "%s-%d%s" % (base, number, ext)
+    return target
+
+
+def copy_file_itself(source, target):
+    """Copy the file ``source`` to ``target``, never through a symlink (the bot may plant
+    one under any name in its directory). False when ``source`` is a symlink."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise BackupError("cannot keep a safety copy of '%s': it is not a regular file" % source)
+        with open(target, "wb") as out:
+            shutil.copyfileobj(handle, out, 1024 * 1024)
+    return True
+
+
 def make_safety_copy(path, directory, busy_timeout, scratch):
     """A consistent copy of the current database (its WAL folded in), 0600. Beside
     the database it is written in the private staging directory (``scratch``) and
     renamed into place: the bot may write there, and must not be able to point a
-    name this root process writes at another file."""
-    stem, ext = os.path.splitext(os.path.basename(path))
-    target = os.path.join(directory, "%s.pre-restore-%s%s" % (stem, utc_now().strftime("%Y%m%dT%H%M%SZ"), ext))
+    name this root process writes (or, for a damaged database, reads) at another file."""
+    target = safety_copy_name(path, directory)
     beside = os.path.realpath(directory) == os.path.realpath(os.path.dirname(os.path.abspath(path)))
     temp = scratch("safety") if beside else temp_path(target)
     try:
@@ -248,13 +289,18 @@ def make_safety_copy(path, directory, busy_timeout, scratch):
                 src.close()
         except (SqliteError, sqlite3.Error):
             # A damaged database cannot be read page by page: keep its bytes as they are.
-            shutil.copyfile(path, temp)
+            if not copy_file_itself(path, temp):
+                raise BackupError("cannot keep a safety copy of '%s': SQLite cannot read it and it is a symlink, "
+                                  "which is not followed; restore to the file itself, or set safety_copy=false"
+                                  % path)
             for suffix in ("-wal", "-shm"):
-                if os.path.exists(path + suffix):
+                if os.path.lexists(path + suffix):
                     side = scratch("safety" + suffix) if beside else temp_path(target + suffix)
-                    shutil.copyfile(path + suffix, side)
-                    os.chmod(side, 0o600)
-                    publish(side, target + suffix)
+                    if copy_file_itself(path + suffix, side):  # SQLite never uses a symlinked -wal either
+                        os.chmod(side, 0o600)
+                        publish(side, target + suffix)
+                    else:
+                        remove_quietly(side)
         os.chmod(temp, 0o600)
         publish(temp, target)
     finally:
@@ -291,52 +337,76 @@ def restore(module, result):
         candidate, candidate_sha256 = backup.unpack(backup.plaintext(params["decrypt_identity"]))
         tables = check_candidate(candidate, quick, src)
         result.update(checksum=candidate_sha256, tables=tables, integrity="ok")
-
-        if already_restored(path, candidate_sha256):
-            return
-        users = processes_using(path) if os.path.exists(path) else []
-        if users and not params["force"]:
-            raise BackupError("refusing to restore '%s': it is open by %s; stop the bot first (roles do) or set "
-                              "force=true" % (path, ", ".join("%s (pid %d)" % (cmd, pid) for pid, cmd in users)))
-        result["changed"] = True
         if module.check_mode:
+            put_in_place(module, backup, candidate, candidate_sha256, result)
             return
+        # The lock sqlite_backup takes: a restore waits for a backup of the database
+        # (which holds it open) instead of refusing, and two restores never replace
+        # each other's database or safety copy half-way.
+        with FileLock(os.path.realpath(path), "'%s'" % path, params["lock_timeout"],
+                      activity="backup or restore of") as lock:
+            put_in_place(module, backup, candidate, candidate_sha256, result)
+            lock.follow_owner()  # a database restored to a new path: its owner's backups take the lock too
 
-        # Owner and mode: the options, else the file being replaced, else 0600.
-        file_args = module.load_file_common_arguments(params, path=candidate)
-        if os.path.exists(path):
-            old = os.stat(path)
-            os.chown(candidate, old.st_uid, old.st_gid)
-            os.chmod(candidate, old.st_mode & 0o7777)
-        elif file_args["mode"] is None:
-            file_args["mode"] = "0600"
-        module.set_fs_attributes_if_different(file_args, False)
 
-        if os.path.exists(path) and params["safety_copy"]:
-            result["safety_copy"] = make_safety_copy(path, params["safety_copy_dir"] or directory,
-                                                     params["busy_timeout"], backup.scratch)
-        attributes = os.stat(candidate)
-        swap_in(candidate, path)
-        check_restored(path, quick, result["safety_copy"], backup.scratch("put-back"), attributes)
+def put_in_place(module, backup, candidate, candidate_sha256, result):
+    """Unless the database already is the candidate: refuse while it is open, then
+    (not in check mode) the owner and mode, the safety copy, the swap, the check."""
+    params = module.params
+    path = params["path"]
+    directory = os.path.dirname(os.path.abspath(path))
+    if already_restored(path, candidate_sha256):
+        return
+    users = processes_using(path) if os.path.exists(path) else []
+    if users and not params["force"]:
+        raise BackupError("refusing to restore '%s': it is open by %s; stop the bot first (roles do) or set "
+                          "force=true" % (path, ", ".join("%s (pid %d)" % (cmd, pid) for pid, cmd in users)))
+    result["changed"] = True
+    if module.check_mode:
+        return
+
+    # Owner and mode: the options, else the file being replaced, else 0600.
+    file_args = module.load_file_common_arguments(params, path=candidate)
+    if os.path.exists(path):
+        old = os.stat(path)
+        os.chown(candidate, old.st_uid, old.st_gid)
+        os.chmod(candidate, old.st_mode & 0o7777)
+    elif file_args["mode"] is None:
+        file_args["mode"] = "0600"
+    module.set_fs_attributes_if_different(file_args, False)
+
+    if os.path.exists(path) and params["safety_copy"]:
+        result["safety_copy"] = make_safety_copy(path, params["safety_copy_dir"] or directory,
+                                                 params["busy_timeout"], backup.scratch)
+    attributes = os.stat(candidate)
+    swap_in(candidate, path)
+    check_restored(path, params["verify"] == "quick_check", result["safety_copy"], backup.scratch("put-back"),
+                   attributes)
 
 
 def check_restored(path, quick, back, temp, attributes):
     """The database in place passes its check, or the safety copy goes back (in the
     staging file ``temp``) with the owner and mode the database had."""
-    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    conn = sqlite3.connect(uri(path, "ro"), uri=True)
     try:
         ok, problems = integrity_check(conn, quick=quick)
     finally:
         conn.close()
     if not ok:
-        if back:
-            shutil.copyfile(back, temp)
+        # The safety copy's name is in a directory the bot may write: never followed.
+        put_back = bool(back) and copy_file_itself(back, temp)
+        if put_back:
             os.chown(temp, attributes.st_uid, attributes.st_gid)
             os.chmod(temp, stat.S_IMODE(attributes.st_mode))
             swap_in(temp, path)
+        if put_back:
+            done = "the safety copy %s was put back" % back
+        elif back:
+            done = "the safety copy %s is now a symlink, which is not followed: nothing was put back" % back
+        else:
+            done = "no safety copy was kept"
         raise BackupError("restored database '%s' failed its integrity check after the swap (%s); %s"
-                          % (path, "; ".join(problems[:3]),
-                             "the safety copy %s was put back" % back if back else "no safety copy was kept"))
+                          % (path, "; ".join(problems[:3]), done))
 
 
 def main():
@@ -352,6 +422,7 @@ def main():
             verify=dict(type="str", choices=["integrity_check", "quick_check"], default="integrity_check"),
             busy_timeout=dict(type="int", default=10000),
             decrypt_identity=dict(type="path"),
+            lock_timeout=dict(type="int", default=300),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
