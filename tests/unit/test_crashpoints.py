@@ -129,8 +129,10 @@ def plaintext_in_tmp(marker):
     """Files in the system's temporary directory (not ours) whose content holds ``marker``."""
     import tempfile  # pylint: disable=import-outside-toplevel
     found = []
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this file names it
     for dirpath, dirnames, filenames in os.walk(tempfile.gettempdir()):
-        dirnames[:] = [d for d in dirnames if not d.startswith(("pytest-of-", "botops-pg-", "botops-build"))]
+        dirnames[:] = [d for d in dirnames if not d.startswith(("pytest-of-", "botops-pg-", "botops-build"))
+                       and os.path.join(dirpath, d) != checkout]
         for name in filenames:
             path = os.path.join(dirpath, name)
             try:
