@@ -8,6 +8,15 @@ import sqlite3
 import psycopg2
 
 
+def integrity(path):
+    """PRAGMA integrity_check of the SQLite file ``path``, opened read-only."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def sqlite_rows(path):
     """{table: rows} of a SQLite file, read-only."""
     conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)

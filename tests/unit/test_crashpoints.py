@@ -12,18 +12,10 @@ import sqlite3
 
 import pytest
 import crashpoints
-from dbtools import sqlite_rows
+from dbtools import integrity, sqlite_rows
 
 from ansible_collections.botops.runbook.plugins.module_utils._catalog import scan
 from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
-
-
-def integrity(path):
-    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def sound_catalog(directory):

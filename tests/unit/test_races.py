@@ -29,7 +29,7 @@ import textwrap
 import time
 
 import pytest
-from dbtools import pg_query, sqlite_rows
+from dbtools import integrity, pg_query, sqlite_rows
 from races import Gate, Run, environment, start_all
 
 from ansible_collections.botops.runbook.plugins.module_utils._files import sha256_file
@@ -78,14 +78,6 @@ def race(module, arg_list, started, gate, rules, tmp_path, hold=0.8, then=None):
         arrived = step.count()
         step.open(align=step is gate)
     return runs, arrived
-
-
-def integrity(path):
-    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def check_sets(results, directory):
