@@ -107,13 +107,39 @@ class HashingWriter:
 
 def write_text_atomically(path, text, mode):
     """Replace ``path`` with ``text`` (temp file beside it, fsync, rename): readers
-    see the old file or the new one, never a part."""
-    temp = temp_path(path)
+    see the old file or the new one, never a part. The temp file is written,
+    chmodded and fsynced through the descriptor ``mkstemp`` opened, never reopened
+    by a name that someone else could have replaced meanwhile. The rename is by
+    name: ``path`` must be in a directory only its writers can write (the ledger
+    in the root-owned bot root, manifests in the 0700 backup directory)."""
+    directory, name = os.path.split(path)
+    fd, temp = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=directory or ".")
     try:
-        with open(temp, "w") as handle:
+        with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        os.chmod(temp, mode)
-        publish(temp, path)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        fsync_dir(directory or ".")
     except BaseException:
         remove_quietly(temp)
         raise
+
+
+def sweep_temps(path):
+    """Remove what killed writers of ``path`` left: the ``.<name>.*.tmp`` files
+    ``temp_path`` and ``write_text_atomically`` make beside it. Call it only
+    holding the lock every writer of ``path`` takes. The names removed."""
+    directory, name = os.path.split(path)
+    directory = directory or "."
+    prefix = ".%s." % name
+    removed = []
+    for entry in sorted(os.listdir(directory)):
+        if entry.startswith(prefix) and entry.endswith(".tmp") and len(entry) > len(prefix) + len(".tmp"):
+            full = os.path.join(directory, entry)
+            if not os.path.isdir(full) and remove_quietly(full):
+                removed.append(entry)
+    if removed:
+        fsync_dir(directory)
+    return removed

@@ -313,6 +313,9 @@ def ledger(module, result):
         # Read, merge and rewrite holding the ledger's lock: two runs that each
         # rewrote the ledger they had read would lose the other's entry.
         with FileLock(path, "the deploy ledger %s" % path, module.params["lock_timeout"], activity="write of"):
+            # A writer killed before its rename left its temp file: this run holds
+            # the lock every writer takes, so no live writer owns one now.
+            _files.sweep_temps(path)
             entries = read(path)
             record(module, path, entries, result)
     else:

@@ -291,3 +291,32 @@ def test_backup_prune_killed_at_every_call(tmp_path):
         catalog = scan(args["path"], verify_checksums=True)
         assert sorted(b["path"] for b in catalog["sets"]) == kept and catalog["problems"] == [], (point, catalog)
         assert catalog["temporary_files"] == [] and catalog["unfinished"] == [], point
+
+
+def test_deploy_ledger_killed_at_every_call(tmp_path):
+    """After a kill at any call the ledger is the old one or the new one, whole;
+    a rerun records the entry once and leaves no temp file of the killed write."""
+    root = tmp_path / "bot"
+    root.mkdir()
+    path = root / "ledger.jsonl"
+    old = "".join(json.dumps({"id": "d%d" % i, "release": "r%d" % i, "outcome": "success"}, sort_keys=True) + "\n"
+                  for i in range(5))
+    entry = {"id": "d9", "release": "r9", "kind": "deploy", "outcome": "in_progress"}
+    args = {"path": str(path), "state": "present", "entry": entry}
+    path.write_text(old)
+    path.chmod(0o640)  # the module's mode, which its lock file then follows
+    crashpoints.count("deploy_ledger", args, str(tmp_path))  # makes the lock file (later runs open it only)
+    path.write_text(old)
+    total, seen = crashpoints.count("deploy_ledger", args, str(tmp_path))
+    assert total == 5, seen  # the lock, the temp file (made, reopened), its mode, the rename
+    new = path.read_text()
+    assert new.startswith(old) and new.count("\n") == 6
+    for point in crashpoints.points(total):
+        path.write_text(old)
+        rc, result, dummy = crashpoints.run("deploy_ledger", args, point, str(tmp_path))
+        assert rc == -9, (point, rc, result)
+        assert path.read_text() in (old, new), point
+        rc, result, dummy = crashpoints.run("deploy_ledger", args, 0, str(tmp_path))
+        assert rc == 0 and not result.get("failed"), (point, result)
+        assert path.read_text() == new, point
+        assert sorted(os.listdir(str(root))) == [".ledger.jsonl.botops.lock", "ledger.jsonl"], (point, os.listdir(str(root)))
