@@ -237,8 +237,9 @@ from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     utc_now,
     write_manifest,
 )
-from ansible_collections.botops.runbook.plugins.module_utils._series import check_component
+from ansible_collections.botops.runbook.plugins.module_utils._series import check_addressable, check_component
 from ansible_collections.botops.runbook.plugins.module_utils._postgres import (
+    MAX_NAME_BYTES,
     PostgresClient,
     PostgresError,
     connection_argument_spec,
@@ -374,12 +375,19 @@ def create_database(admin, name, owner, marker):
     set_marker(admin, name, marker)
 
 
+def check_safety_name(db):
+    """The database's name can name its safety dump file (checked before any
+    session is ended or anything written), and a later module can be given it."""
+    instead = "restore with rename_existing=true, or with safety_backup=false after a backup of your own"
+    return check_addressable("database name", check_component("database name", db, instead), instead)
+
+
 def safety_dump(client, directory, bot):
     """A custom-format dump of the current state in ``directory``, checked, 0600,
     with a manifest (in the series of ``bot``), so the catalog knows it as a set."""
     db = client.params["db"]
     created = utc_now()
-    name = "%s.pre-restore-%s.dump" % (check_component("database name", db), created.strftime("%Y%m%dT%H%M%SZ"))
+    name = "%s.pre-restore-%s.dump" % (check_safety_name(db), created.strftime("%Y%m%dT%H%M%SZ"))
     target = os.path.join(directory, name)
     temp = temp_path(target)
     try:
@@ -496,6 +504,8 @@ def restore(module, client, result):
                 if params["clean"] and not exists:
                     raise BackupError("database '%s' does not exist, so there is nothing to clean; use target_db to "
                                       "restore into a new database" % target)
+                if params["clean"] and params["safety_backup"] and not params["rename_existing"]:
+                    check_safety_name(target)
                 result["changed"] = True
                 if module.check_mode:
                     if params["clean"] and not params["terminate_connections"]:
@@ -585,7 +595,11 @@ def put_back(admin, name, renamed, cause, what):
 
 
 def rename_database(admin, name):
-    renamed = "%s_pre_restore_%s" % (name[:40], utc_now().strftime("%Y%m%dT%H%M%SZ"))
+    tail = "_pre_restore_%s" % utc_now().strftime("%Y%m%dT%H%M%SZ")
+    # Whole in a PostgreSQL name (the server would cut it and the result would name
+    # no database): the head cut in bytes, at a character.
+    head = name.encode("utf-8")[:MAX_NAME_BYTES - len(tail)].decode("utf-8", "ignore")
+    renamed = head + tail
     with admin.cursor() as cur:
         cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(renamed)))
     return renamed

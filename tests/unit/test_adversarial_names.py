@@ -73,8 +73,11 @@ The crossings (layer: characters with a meaning there -> how the code handles it
   (``botops_verify_<db[:30]>_<hex>``) passed 63 bytes for a multi-byte db name (the
   CREATE cut it, the connection cut it elsewhere: "does not exist") -> its name is
   cut to fit by the module, at a character, random part kept.
-  postgresql_restore (not fixed yet) ``rename_database``: ``name[:40]`` +
-  ``_pre_restore_<time>`` is 69 characters -> strict xfail below.
+  postgresql_restore ``rename_database`` named the old database ``name[:40]`` +
+  ``_pre_restore_<time>`` (69 characters: the server cut it, ``renamed_to`` named
+  no database) -> the head is cut in bytes so the whole name fits. A clean restore
+  of a database whose name cannot name its safety dump file ended the sessions
+  first and failed after -> the name is checked before anything is done.
 - PostgreSQL SQL: identifiers through ``sql.Identifier`` (CREATE/DROP/REINDEX
   DATABASE, count(*), VACUUM, COMMENT), values as query parameters; no composed
   statement has parameters (psycopg2 would take a ``%`` in a name for one).
@@ -634,6 +637,21 @@ def test_postgresql_database_names(run_module, pg_hostile, pg_source_backup, tmp
                                                           target_db=target, row_counts="exact")))
         assert restored["target_db"] == target and restored["tables"] == {"public.t": PG_ROWS}
         assert pg_run(pg_hostile, target, "SELECT count(*) FROM t") == [(PG_ROWS,)]
+        # A clean restore over it could not name its safety dump: refused before a
+        # session is ended or anything written.
+        source_dir = os.path.dirname(pg_source_backup["dest"])
+        listed = sorted(os.listdir(source_dir))
+        session = pg_admin(pg_hostile, name)
+        try:
+            cleaned = run_module(postgresql_restore, dict(params, src=pg_source_backup["dest"], clean=True,
+                                                          terminate_connections=True))
+            refused(cleaned, name, "cannot name a backup series directory", "rename_existing=true")
+            with session.cursor() as cur:
+                cur.execute("SELECT count(*) FROM t")
+                assert cur.fetchall() == [(PG_ROWS,)]
+        finally:
+            session.close()
+        assert os.listdir(str(dest)) == [] and sorted(os.listdir(source_dir)) == listed
         return
     ok(backup)
     assert os.path.dirname(backup["dest"]) == str(dest)
@@ -689,9 +707,6 @@ def test_postgresql_names_longer_than_63_bytes_are_refused(run_module, pg_hostil
     assert os.listdir(str(dest)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "postgresql_restore.rename_database names the old database name[:40] + '_pre_restore_<time>' (69 characters), "
-    "which the server cuts to 63 bytes"))
 def test_postgresql_rename_existing_names_a_database_that_exists(run_module, pg_hostile, pg_source_backup):
     name = "名前 " + "n" * 37  # 40 characters, 43 bytes
     drop = [name]
