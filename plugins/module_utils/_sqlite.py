@@ -52,6 +52,10 @@ def uri(path, mode):
 
 def check_database_file(path, action="open"):
     """Fail clearly before sqlite3 does: missing file, no permission, not SQLite."""
+    if os.path.islink(path):
+        raise SqliteError("cannot %s database '%s': it is a symlink (to '%s'), which is not followed: whoever can "
+                          "write its directory could point it at another file; give the database's real path"
+                          % (action, path, os.path.realpath(path)))
     if not os.path.exists(path):
         raise SqliteError("cannot %s database '%s': the file does not exist; check the path" % (action, path))
     if os.path.isdir(path):
@@ -75,6 +79,7 @@ def connect(path, readonly=True, busy_timeout=5000):
     ``busy_timeout`` is in milliseconds: how long a statement waits for a lock.
     """
     check_database_file(path)
+    seen = os.lstat(path)
     location = uri(path, "ro" if readonly else "rw")
     try:
         conn = sqlite3.connect(location, uri=True, timeout=busy_timeout / 1000.0, isolation_level=None)
@@ -83,7 +88,26 @@ def connect(path, readonly=True, busy_timeout=5000):
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         raise SqliteError("cannot open database '%s': %s" % (path, describe_error(exc)))
+    # SQLite opens by name and follows a symlink: one swapped in between the check
+    # above and its open would have it read (or write) another file. It opened the
+    # file that was checked if this process holds that very inode open.
+    if not holds_open(seen):
+        conn.close()
+        raise SqliteError("cannot open database '%s': it was replaced while it was being opened (by a symlink or "
+                          "another file); nothing was read; find out what changes it, then run again" % path)
     return conn
+
+
+def holds_open(info):
+    """This process has a descriptor open on the file ``info`` (an lstat) describes."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            other = os.stat("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino):
+            return True
+    return False
 
 
 def describe_error(exc):

@@ -309,6 +309,12 @@ def back_up(module, result):
                             "wal (sqlite_backup or sqlite_vacuum) so backups never block writers"
                             % (path, journal_mode, source["size"] / float(EXPECTED_BYTES_PER_SECOND), source["size"]))
             with backup.lock(os.path.realpath(path), "'%s'" % path):
+                # Opened again holding the lock: a restore that held it until now
+                # replaced the file, and the copy must be of the database it left.
+                src.close()
+                src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
+                source = {"size": source_size(path), "journal_mode": src.execute("PRAGMA journal_mode").fetchone()[0]}
+                result.update(source_size=source["size"], journal_mode=source["journal_mode"])
                 result["dest"] = backup.reserve()
                 result["manifest"] = backup.manifest_for(backup.final)
                 try:

@@ -39,7 +39,8 @@ from ansible_collections.botops.runbook.plugins.module_utils._manifest import (
     new_manifest,
     write_manifest,
 )
-from ansible_collections.botops.runbook.plugins.modules import postgresql_backup, sqlite_backup, sqlite_restore
+from ansible_collections.botops.runbook.plugins.modules import (
+    postgresql_backup, sqlite_backup, sqlite_check, sqlite_restore, sqlite_vacuum)
 
 import botdb
 
@@ -245,8 +246,6 @@ def test_a_restore_waits_for_a_backup_of_the_same_database(three_states, tmp_pat
     assert sqlite_rows(path)["users"] == users["a"] and integrity(path) == "ok"
 
 
-@pytest.mark.xfail(strict=True, reason="sqlite_backup opens the database before it takes the lock: a backup that "
-                   "waited for a restore copies the database the restore replaced")
 def test_a_backup_that_waited_for_a_restore_holds_the_restored_database(three_states, tmp_path, gates):
     """The other way round: a restore holds the lock (its candidate made, about to
     swap) when a backup of that database starts. The backup waits for the lock;
@@ -609,3 +608,63 @@ def test_a_failed_restore_never_puts_back_a_safety_copy_replaced_by_a_symlink(ru
     result = run_module(sqlite_restore, {"src": src, "path": path})
     assert result["failed"] and "is now a symlink, which is not followed: nothing was put back" in result["msg"]
     assert_never_read(os.path.dirname(path), victim, secret)
+
+
+@pytest.fixture
+def victim_db(tmp_path):
+    """A root-only SQLite database of someone else (another bot's), holding a secret."""
+    victim = str(tmp_path / "other-bot.db")
+    secret = "secret %s" % os.urandom(8).hex()
+    conn = sqlite3.connect(victim)
+    conn.execute("CREATE TABLE s (v TEXT)")
+    conn.execute("INSERT INTO s VALUES (?)", (secret,))
+    conn.commit()
+    conn.close()
+    os.chmod(victim, 0o600)
+    return victim, secret, sha256_file(victim)
+
+
+def nothing_holds(directory, secret):
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name), "rb") as handle:
+            assert secret.encode() not in handle.read(), "the other database was copied into %s" % name
+
+
+def test_a_database_path_that_is_a_symlink_is_never_followed(run_module, tmp_path, victim_db):
+    """The bot points its database's name at a root-only database: backup, check
+    and vacuum (run as root) refuse it, copy and change nothing."""
+    victim, secret, checksum = victim_db
+    data = tmp_path / "data"
+    data.mkdir()
+    path = str(data / "bot_data.db")
+    os.symlink(victim, path)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    for module, args in ((sqlite_backup, {"dest_dir": str(backups)}), (sqlite_check, {}),
+                         (sqlite_vacuum, {"operations": ["vacuum", "analyze"]})):
+        result = run_module(module, dict(args, path=path))
+        assert result["failed"] and "is a symlink" in result["msg"] and path in result["msg"], (module, result)
+    assert os.listdir(str(backups)) == [] and sha256_file(victim) == checksum
+
+
+def test_a_symlink_swapped_in_as_the_backup_opens_the_database_is_refused(tmp_path, gates, victim_db):
+    """The name is a plain database when it is checked and a symlink to another
+    database when SQLite opens it (held at that open): refused, nothing copied."""
+    victim, secret, checksum = victim_db
+    data = tmp_path / "data"
+    data.mkdir()
+    path = str(data / "bot_data.db")
+    botdb.create(path, journal_mode="wal")
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    dummy, window = gates
+    run = Run("sqlite_backup", {"path": path, "dest_dir": str(backups)}, [window.rule("sqlite3.connect", re.escape(path))],
+              cwd=str(tmp_path))
+    assert window.wait_arrived(1, 60, [run]) == 1, run.finish()
+    os.symlink(victim, path + ".swap")
+    os.rename(path + ".swap", path)
+    window.open(align=False)
+    rc, result, err = run.finish(120)
+    assert result and result.get("failed") and "was replaced while it was being opened" in result["msg"], (result, err)
+    nothing_holds(str(backups), secret)
+    assert sha256_file(victim) == checksum
