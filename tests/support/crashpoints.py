@@ -91,10 +91,42 @@ def count(module, args, workdir=None):
     return counted["calls"], counted["seen"]
 
 
-def points(total):
+def points(total, sample=32):
     """Every crash point, or (in ``make test``) a spread sample of them: all when
-    BOTOPS_CRASHPOINTS=all, else (more than 32) about 32 including both ends."""
-    if os.environ.get("BOTOPS_CRASHPOINTS") == "all" or total <= 32:
+    BOTOPS_CRASHPOINTS=all, else (more than ``sample``) about ``sample`` of them
+    including both ends."""
+    if os.environ.get("BOTOPS_CRASHPOINTS") == "all" or total <= sample:
         return list(range(1, total + 1))
-    step = total / 31.0
-    return sorted({1, total} | {max(1, min(total, int(round(1 + i * step)))) for i in range(32)})
+    step = (total - 1) / float(sample - 1)
+    return sorted({1, total} | {max(1, min(total, int(round(1 + i * step)))) for i in range(sample)})
+
+
+HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashhook")
+
+
+def run_playbook(argv, watched, kill_at=0, workdir=None, timeout=600):
+    """Run ``ansible-playbook`` with ``argv`` (its hosts on connection local) and
+    kill it - controller and modules - just before its ``kill_at``-th file-system
+    call under one of the ``watched`` directories (0: never). (returncode, output,
+    the calls counted: ["<n> <event> <path>"])."""
+    workdir = workdir or "/tmp"
+    counter = os.path.join(workdir, ".crashhook-%d" % os.getpid())
+    for path in (counter, counter + ".log"):
+        if os.path.exists(path):
+            os.unlink(path)
+    env = dict(os.environ, BOTOPS_KILL_COUNTER=counter, BOTOPS_KILL_AT=str(kill_at),
+               BOTOPS_KILL_PATHS=os.pathsep.join(watched), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
+               PYTHONPATH=os.pathsep.join([HOOK_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                          if p]))
+    # The shell's pid is the new session's process group, which the hook kills.
+    proc = subprocess.run(["sh", "-c", 'export BOTOPS_KILL_PGID=$$; exec ansible-playbook "$@"', "ansible-playbook"] + argv,
+                          env=env, capture_output=True, text=True, timeout=timeout, check=False,
+                          start_new_session=True)
+    calls = []
+    if os.path.exists(counter + ".log"):
+        with open(counter + ".log") as handle:
+            calls = handle.read().splitlines()
+    for path in (counter, counter + ".log"):
+        if os.path.exists(path):
+            os.unlink(path)
+    return proc.returncode, proc.stdout + proc.stderr, calls
