@@ -114,10 +114,10 @@ def run_playbook(argv, watched, kill_at=0, workdir=None, timeout=600):
     for path in (counter, counter + ".log"):
         if os.path.exists(path):
             os.unlink(path)
+    python_path = [HOOK_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, BOTOPS_KILL_COUNTER=counter, BOTOPS_KILL_AT=str(kill_at),
                BOTOPS_KILL_PATHS=os.pathsep.join(watched), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
-               PYTHONPATH=os.pathsep.join([HOOK_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                                                          if p]))
+               PYTHONPATH=os.pathsep.join(python_path))
     # The shell's pid is the new session's process group, which the hook kills.
     proc = subprocess.run(["sh", "-c", 'export BOTOPS_KILL_PGID=$$; exec ansible-playbook "$@"', "ansible-playbook"] + argv,
                           env=env, capture_output=True, text=True, timeout=timeout, check=False,
