@@ -6,6 +6,7 @@ atomic rename, and checksums."""
 
 import hashlib
 import os
+import re
 import tempfile
 
 from ansible_collections.botops.runbook.plugins.module_utils._run import ModuleError
@@ -128,15 +129,19 @@ def write_text_atomically(path, text, mode):
 
 
 def sweep_temps(path):
-    """Remove what killed writers of ``path`` left: the ``.<name>.*.tmp`` files
-    ``temp_path`` and ``write_text_atomically`` make beside it. Call it only
+    """Remove what killed writers of ``path`` left: the ``.<name>.XXXXXXXX.tmp``
+    files (``mkstemp``'s eight random characters) that ``temp_path`` and
+    ``write_text_atomically`` make beside it, and nothing else (not the temp
+    files of a neighbour whose name starts with this one's). Call it only
     holding the lock every writer of ``path`` takes. The names removed."""
     directory, name = os.path.split(path)
+    if not name:
+        raise BackupError("'%s' names a directory, not a file" % path)
     directory = directory or "."
-    prefix = ".%s." % name
+    own = re.compile(r"\A\.%s\.[a-z0-9_]{8}\.tmp\Z" % re.escape(name))
     removed = []
     for entry in sorted(os.listdir(directory)):
-        if entry.startswith(prefix) and entry.endswith(".tmp") and len(entry) > len(prefix) + len(".tmp"):
+        if own.match(entry):
             full = os.path.join(directory, entry)
             if not os.path.isdir(full) and remove_quietly(full):
                 removed.append(entry)

@@ -50,12 +50,35 @@ def uri(path, mode):
     return "file://%s?mode=%s" % (quote(plain_path(path)), mode)
 
 
+def untrusted_symlink(path):
+    """The first symlink on the way to ``path`` (any component, the last one too)
+    that lies in a directory someone other than root or this user could change
+    (owned by another user, or group- or world-writable): whoever can write that
+    directory could point the link at another file. None when there is none."""
+    current = os.sep
+    for part in [p for p in os.path.abspath(path).split(os.sep) if p]:
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate):
+            try:
+                holder = os.stat(current)
+            except OSError:
+                return candidate
+            if holder.st_uid not in (0, os.geteuid()) or holder.st_mode & 0o022:
+                return candidate
+            current = os.path.realpath(candidate)
+        else:
+            current = candidate
+    return None
+
+
 def check_database_file(path, action="open"):
-    """Fail clearly before sqlite3 does: missing file, no permission, not SQLite."""
-    if os.path.islink(path):
-        raise SqliteError("cannot %s database '%s': it is a symlink (to '%s'), which is not followed: whoever can "
-                          "write its directory could point it at another file; give the database's real path"
-                          % (action, path, os.path.realpath(path)))
+    """Fail clearly before sqlite3 does: missing file, no permission, not SQLite,
+    or a way there through a symlink that someone else could have planted."""
+    link = untrusted_symlink(path)
+    if link:
+        raise SqliteError("cannot %s database '%s': '%s' is a symlink (to '%s') in a directory that another user can "
+                          "write, which is not followed: whoever can write there could point it at another file; "
+                          "give the database's real path" % (action, path, link, os.path.realpath(link)))
     if not os.path.exists(path):
         raise SqliteError("cannot %s database '%s': the file does not exist; check the path" % (action, path))
     if os.path.isdir(path):
@@ -79,7 +102,6 @@ def connect(path, readonly=True, busy_timeout=5000):
     ``busy_timeout`` is in milliseconds: how long a statement waits for a lock.
     """
     check_database_file(path)
-    seen = os.lstat(path)
     location = uri(path, "ro" if readonly else "rw")
     try:
         conn = sqlite3.connect(location, uri=True, timeout=busy_timeout / 1000.0, isolation_level=None)
@@ -88,10 +110,15 @@ def connect(path, readonly=True, busy_timeout=5000):
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         raise SqliteError("cannot open database '%s': %s" % (path, describe_error(exc)))
-    # SQLite opens by name and follows a symlink: one swapped in between the check
-    # above and its open would have it read (or write) another file. It opened the
-    # file that was checked if this process holds that very inode open.
-    if not holds_open(seen):
+    # SQLite opens by name and follows symlinks: one swapped in between the check
+    # above and its open would have it read (or write) another file. Checked again
+    # now: no untrusted symlink on the way, and the file at the path is the very
+    # inode SQLite holds open (a name swapped there and back again is not).
+    try:
+        seen = None if untrusted_symlink(path) else os.stat(path)
+    except OSError:
+        seen = None
+    if seen is None or not holds_open(seen):
         conn.close()
         raise SqliteError("cannot open database '%s': it was replaced while it was being opened (by a symlink or "
                           "another file); nothing was read; find out what changes it, then run again" % path)

@@ -75,7 +75,8 @@ options:
   rename_existing:
     description:
       - Instead of overwriting, rename the existing O(db) to C(<db>_pre_restore_<timestamp>)
-        and restore into a new O(db).
+        and restore into a new O(db). A name that would not fit in 63 bytes is cut, at a character,
+        and followed by 8 hex digits of a sha256 of the whole name, so that no two databases get one new name.
     type: bool
     default: false
   terminate_connections:
@@ -221,6 +222,7 @@ timings:
   sample: {"verify": 0.4, "read": 0.05, "restore": 7.6, "analyze_and_count": 0.3}
 """
 
+import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -594,12 +596,21 @@ def put_back(admin, name, renamed, cause, what):
                          **cause.details), True
 
 
+def renamed_name(name, when):
+    """``<name>_pre_restore_<time>``, whole in a PostgreSQL name (the server would
+    cut a longer one, and the result would name no database): a name too long
+    for that is cut in bytes at a character and followed by 8 hex digits of its
+    sha256, so that two long names with one beginning never get one new name."""
+    tail = "_pre_restore_%s" % when.strftime("%Y%m%dT%H%M%SZ")
+    raw = name.encode("utf-8")
+    if len(raw) + len(tail) <= MAX_NAME_BYTES:
+        return name + tail
+    digest = "_" + hashlib.sha256(raw).hexdigest()[:8]
+    return raw[:MAX_NAME_BYTES - len(tail) - len(digest)].decode("utf-8", "ignore") + digest + tail
+
+
 def rename_database(admin, name):
-    tail = "_pre_restore_%s" % utc_now().strftime("%Y%m%dT%H%M%SZ")
-    # Whole in a PostgreSQL name (the server would cut it and the result would name
-    # no database): the head cut in bytes, at a character.
-    head = name.encode("utf-8")[:MAX_NAME_BYTES - len(tail)].decode("utf-8", "ignore")
-    renamed = head + tail
+    renamed = renamed_name(name, utc_now())
     with admin.cursor() as cur:
         cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(renamed)))
     return renamed

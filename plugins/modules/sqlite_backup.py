@@ -303,18 +303,26 @@ def back_up(module, result):
             result["manifest"] = backup.manifest_for(result["dest"])
             if module.check_mode:
                 return
-            if journal_mode != "wal":
-                module.warn("database '%s' is in rollback-journal (%s) mode: a consistent copy blocks the bot's "
-                            "writes for its whole duration, expected about %.1f s for %d bytes; set journal_mode: "
-                            "wal (sqlite_backup or sqlite_vacuum) so backups never block writers"
-                            % (path, journal_mode, source["size"] / float(EXPECTED_BYTES_PER_SECOND), source["size"]))
             with backup.lock(os.path.realpath(path), "'%s'" % path):
                 # Opened again holding the lock: a restore that held it until now
-                # replaced the file, and the copy must be of the database it left.
+                # replaced the file, and the copy must be of the database it left
+                # (its size and journal mode too).
                 src.close()
                 src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
-                source = {"size": source_size(path), "journal_mode": src.execute("PRAGMA journal_mode").fetchone()[0]}
+                journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0]
+                if params["journal_mode"] == "wal" and journal_mode != "wal":  # a restored file, not switched yet
+                    src.close()
+                    journal_mode = switch_to_wal(path, params["busy_timeout"])
+                    src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
+                source = {"size": source_size(path), "journal_mode": journal_mode}
                 result.update(source_size=source["size"], journal_mode=source["journal_mode"])
+                backup.check_space(source["size"] * (1 if compression == "none" else 2))
+                if source["journal_mode"] != "wal":
+                    module.warn("database '%s' is in rollback-journal (%s) mode: a consistent copy blocks the bot's "
+                                "writes for its whole duration, expected about %.1f s for %d bytes; set journal_mode: "
+                                "wal (sqlite_backup or sqlite_vacuum) so backups never block writers"
+                                % (path, source["journal_mode"], source["size"] / float(EXPECTED_BYTES_PER_SECOND),
+                                   source["size"]))
                 result["dest"] = backup.reserve()
                 result["manifest"] = backup.manifest_for(backup.final)
                 try:

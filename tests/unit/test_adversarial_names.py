@@ -98,6 +98,7 @@ The crossings (layer: characters with a meaning there -> how the code handles it
 """
 
 import gzip
+import datetime
 import json
 import os
 import re
@@ -723,6 +724,17 @@ def test_postgresql_rename_existing_names_a_database_that_exists(run_module, pg_
                       (result["renamed_to"],)) == [(1,)]
     finally:
         drop_databases(pg_hostile, drop)
+
+
+def test_postgresql_renamed_names_of_long_databases_differ():
+    """Two long names with one beginning get two new names, each whole in 63 bytes."""
+    when = datetime.datetime(2026, 12, 3, 12, 0, 0, tzinfo=datetime.timezone.utc)
+    names = ["customer_analytics_warehouse_eu_west_primary", "customer_analytics_warehouse_eu_west_replica",
+             "名前" * 10 + "abc", "名前" * 10 + "abd", "short"]
+    renamed = [postgresql_restore.renamed_name(n, when) for n in names]
+    assert len(set(renamed)) == len(names), renamed
+    assert all(len(r.encode("utf-8")) <= 63 and r.endswith("_pre_restore_20261203T120000Z") for r in renamed), renamed
+    assert renamed[-1] == "short_pre_restore_20261203T120000Z"
 
 
 # Schemas and tables: one database, every hostile name a table in public, and a few

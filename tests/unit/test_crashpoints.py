@@ -389,8 +389,8 @@ def test_offsite_copy_killed_at_every_call(offsite, tmp_path):
             assert all(p in before and sha256_file(os.path.join(dst, p)) == before[p] for p in waiting), (point, waiting)
             assert catalog["problems"] == ["file '%s' has no manifest: unfinished, or not made by this collection"
                                            % p for p in catalog["unknown_files"]], (point, catalog["problems"])
-            for dirpath, dummy, dummy in os.walk(dst):
-                assert os.stat(dirpath).st_mode & 0o077 == 0, (point, dirpath)
+            for dirpath, dummy, files in os.walk(dst):  # a directory others may enter is empty (made, not chmodded)
+                assert os.stat(dirpath).st_mode & 0o077 == 0 or os.listdir(dirpath) == [], (point, dirpath)
         rc, out, dummy = crashpoints.run_playbook(argv, [src, dst, stage], 0, str(tmp_path))
         assert rc == 0, (point, out[-3000:])
         catalog = scan(dst, verify_checksums=True)
@@ -399,3 +399,50 @@ def test_offsite_copy_killed_at_every_call(offsite, tmp_path):
             (point, catalog)
         assert tree_digest(dst) == whole, point
         assert [f for dummy, dummy, files in os.walk(stage) for f in files] == [], point
+
+
+def test_deploy_ledger_sweeps_only_its_own_temp_files(tmp_path):
+    """What the next writer removes is the ledger's own ``.<name>.XXXXXXXX.tmp``:
+    a neighbour's temp file (whose name starts with the ledger's) and other
+    hidden files stay; a path naming a directory removes nothing."""
+    path = tmp_path / "ledger.jsonl"
+    path.write_text("")
+    own, others = ".ledger.jsonl.k3_9xq0a.tmp", [".ledger.jsonl.old.3hli13h6.tmp", "..junk.tmp", ".ledger.jsonl.tmp"]
+    for name in [own] + others:
+        (tmp_path / name).write_text("x")
+    rc, result, dummy = crashpoints.run("deploy_ledger", {"path": str(path), "state": "present",
+                                                          "entry": {"id": "d1"}}, 0, str(tmp_path))
+    assert rc == 0 and not result.get("failed"), result
+    left = sorted(n for n in os.listdir(str(tmp_path)) if n.startswith("."))
+    assert left == sorted(others + [".ledger.jsonl.botops.lock"]), left
+    rc, result, dummy = crashpoints.run("deploy_ledger", {"path": str(tmp_path) + "/", "state": "present",
+                                                          "entry": {"id": "d1"}}, 0, str(tmp_path))
+    assert result["failed"]
+    assert sorted(n for n in os.listdir(str(tmp_path)) if n.startswith(".")) == left
+
+
+def test_offsite_copy_that_fails_its_check_on_arrival_is_withdrawn(offsite, tmp_path):
+    """A set whose data no longer matches its manifest (damaged on the bot host
+    after its backup) fails its check on the backup host: the play fails saying
+    so, and the copy's manifest is withdrawn there, so that it never stands as the
+    series' newest copy (which would keep the next runs from sending it)."""
+    src, dst, stage, argv = offsite["src"], offsite["dst"], offsite["stage"], offsite["argv"]
+    oldest = sorted(scan(src)["sets"], key=lambda b: b["created_at"])[0]
+    with open(oldest["path"], "ab") as handle:
+        handle.write(b"damaged")
+    rc, out, dummy = crashpoints.run_playbook(argv, [src, dst, stage], 0, str(tmp_path))
+    assert rc != 0 and "its manifest there was withdrawn" in out, out[-3000:]
+    catalog = scan(dst, verify_checksums=True)
+    assert [b for b in catalog["sets"] if b["name"] == oldest["name"]] == [], catalog["sets"]
+    assert all(b["checksums"] == "ok" for b in catalog["sets"])
+
+
+def test_offsite_staging_directory_of_another_user_is_refused(offsite, tmp_path):
+    """A staging directory another user made (who could read or swap what is
+    staged there) stops the copy before anything is staged."""
+    src, dst, stage, argv = offsite["src"], offsite["dst"], offsite["stage"], offsite["argv"]
+    os.chown(stage, 1234, 1234)
+    os.mkdir(os.path.join(stage, "bot1"))
+    rc, out, calls = crashpoints.run_playbook(argv, [src, dst, stage], 0, str(tmp_path))
+    assert rc != 0 and "belongs to uid 1234, not to the controller's user" in out, out[-3000:]
+    assert not os.path.exists(dst) and os.listdir(os.path.join(stage, "bot1")) == []

@@ -257,7 +257,8 @@ def test_a_backup_that_waited_for_a_restore_holds_the_restored_database(three_st
     restore = Run("sqlite_restore", {"src": sets["a"], "path": path}, [window.rule("os.chown", r"/candidate\b")],
                   cwd=str(tmp_path))
     assert window.wait_arrived(1, 60, [restore]) == 1, restore.finish()
-    backup = Run("sqlite_backup", {"path": path, "dest_dir": str(backups), "compression": "none"}, cwd=str(tmp_path))
+    backup = Run("sqlite_backup", {"path": path, "dest_dir": str(backups), "compression": "none", "journal_mode": "wal"},
+                 cwd=str(tmp_path))
     deadline = time.monotonic() + 1.5
     while backup.running() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -266,6 +267,8 @@ def test_a_backup_that_waited_for_a_restore_holds_the_restored_database(three_st
     assert not restored.get("failed") and not made.get("failed"), (restored, made)
     assert sqlite_rows(path)["users"] == users["a"]
     assert sqlite_rows(made["dest"])["users"] == users["a"], "the backup holds the database from before the restore"
+    # journal_mode wal applied to the database the restore left, and reported of it
+    assert made["journal_mode"] == "wal" and sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 # -- deploy_ledger ---------------------------------------------------------------
@@ -631,20 +634,32 @@ def nothing_holds(directory, secret):
 
 
 def test_a_database_path_that_is_a_symlink_is_never_followed(run_module, tmp_path, victim_db):
-    """The bot points its database's name at a root-only database: backup, check
-    and vacuum (run as root) refuse it, copy and change nothing."""
+    """The bot (uid 65534 here) points its database's name, or a directory on the
+    way to it, at a root-only database: backup, check and vacuum (run as root)
+    refuse it, copy and change nothing. A symlink only root could have made is
+    followed."""
     victim, secret, checksum = victim_db
     data = tmp_path / "data"
     data.mkdir()
-    path = str(data / "bot_data.db")
-    os.symlink(victim, path)
+    os.chown(str(data), 65534, 65534)
+    final = str(data / "bot_data.db")
+    os.symlink(victim, final)
+    os.symlink(os.path.dirname(victim), str(data / "sub"))
+    through_dir = str(data / "sub" / os.path.basename(victim))
     backups = tmp_path / "backups"
     backups.mkdir()
-    for module, args in ((sqlite_backup, {"dest_dir": str(backups)}), (sqlite_check, {}),
-                         (sqlite_vacuum, {"operations": ["vacuum", "analyze"]})):
-        result = run_module(module, dict(args, path=path))
-        assert result["failed"] and "is a symlink" in result["msg"] and path in result["msg"], (module, result)
+    for path, link in ((final, final), (through_dir, str(data / "sub"))):
+        for module, args in ((sqlite_backup, {"dest_dir": str(backups)}), (sqlite_check, {}),
+                             (sqlite_vacuum, {"operations": ["vacuum", "analyze"]})):
+            result = run_module(module, dict(args, path=path))
+            assert result["failed"] and "'%s' is a symlink" % link in result["msg"] and path in result["msg"], (
+                module, result)
     assert os.listdir(str(backups)) == [] and sha256_file(victim) == checksum
+    trusted = tmp_path / "root-only"
+    trusted.mkdir(mode=0o755)
+    os.symlink(victim, str(trusted / "bot_data.db"))
+    made = run_module(sqlite_backup, {"path": str(trusted / "bot_data.db"), "dest_dir": str(backups)})
+    assert not made["failed"], made["msg"]
 
 
 def test_a_symlink_swapped_in_as_the_backup_opens_the_database_is_refused(tmp_path, gates, victim_db):
@@ -655,6 +670,7 @@ def test_a_symlink_swapped_in_as_the_backup_opens_the_database_is_refused(tmp_pa
     data.mkdir()
     path = str(data / "bot_data.db")
     botdb.create(path, journal_mode="wal")
+    os.chown(str(data), 65534, 65534)  # the bot's: a symlink there is someone else's
     backups = tmp_path / "backups"
     backups.mkdir()
     dummy, window = gates
