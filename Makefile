@@ -85,9 +85,13 @@ sanity: venv $(SANITY_TREE)
 unit: venv collection-link
 	pytest -p no:cacheprovider -q tests/unit
 
-# Every crash point of every writing operation (the unit tier samples about 32 each).
+# Every crash point of every writing operation (the unit tier samples some), then
+# how many points each operation has.
 crashtest: venv collection-link
-	BOTOPS_CRASHPOINTS=all pytest -p no:cacheprovider -q -rA tests/unit/test_crashpoints.py
+	rm -f .crashpoints-report.txt
+	BOTOPS_CRASHPOINTS=all BOTOPS_CRASHPOINTS_REPORT=$(CURDIR)/.crashpoints-report.txt \
+	  pytest -p no:cacheprovider -q -rA tests/unit/test_crashpoints.py
+	@sort -u .crashpoints-report.txt && rm -f .crashpoints-report.txt
 
 integration: venv $(SANITY_TREE)
 	scripts/integration.sh $(SANITY_TREE)

@@ -95,6 +95,10 @@ def points(total, sample=32):
     """Every crash point, or (in ``make test``) a spread sample of them: all when
     BOTOPS_CRASHPOINTS=all, else (more than ``sample``) about ``sample`` of them
     including both ends."""
+    report = os.environ.get("BOTOPS_CRASHPOINTS_REPORT")
+    if report:  # make crashtest: the number of points of each operation
+        with open(report, "a") as handle:
+            handle.write("%s: %d crash points\n" % (os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0], total))
     if os.environ.get("BOTOPS_CRASHPOINTS") == "all" or total <= sample:
         return list(range(1, total + 1))
     step = (total - 1) / float(sample - 1)
