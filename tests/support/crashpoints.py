@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 RUNNER = textwrap.dedent("""
     import atexit, importlib, json, os, signal, sys
@@ -108,29 +109,52 @@ def points(total, sample=32):
 HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashhook")
 
 
-def run_playbook(argv, watched, kill_at=0, workdir=None, timeout=600):
+def run_playbook(argv, watched, kill_at=0, workdir=None, timeout=600, scope="run"):
     """Run ``ansible-playbook`` with ``argv`` (its hosts on connection local) and
-    kill it - controller and modules - just before its ``kill_at``-th file-system
-    call under one of the ``watched`` directories (0: never). (returncode, output,
-    the calls counted: ["<n> <event> <path>"])."""
+    kill it just before its ``kill_at``-th file-system call under one of the
+    ``watched`` directories (0: never): every process of the run (``scope``
+    "run"), or the controller's process group and the calling process only
+    ("group": Ansible's workers, in sessions of their own, live on). (returncode,
+    output, the calls counted: ["<n> <event> <path>"])."""
     workdir = workdir or "/tmp"
     counter = os.path.join(workdir, ".crashhook-%d" % os.getpid())
-    for path in (counter, counter + ".log"):
+    for path in (counter, counter + ".log", counter + ".pids"):
         if os.path.exists(path):
             os.unlink(path)
     python_path = [HOOK_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, BOTOPS_KILL_COUNTER=counter, BOTOPS_KILL_AT=str(kill_at),
+    env = dict(os.environ, BOTOPS_KILL_COUNTER=counter, BOTOPS_KILL_AT=str(kill_at), BOTOPS_KILL_SCOPE=scope,
                BOTOPS_KILL_PATHS=os.pathsep.join(watched), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
                PYTHONPATH=os.pathsep.join(python_path))
     # The shell's pid is the new session's process group, which the hook kills.
     proc = subprocess.run(["sh", "-c", 'export BOTOPS_KILL_PGID=$$; exec ansible-playbook "$@"', "ansible-playbook"] + argv,
                           env=env, capture_output=True, text=True, timeout=timeout, check=False,
                           start_new_session=True)
+    wait_for_pids(counter + ".pids")
     calls = []
     if os.path.exists(counter + ".log"):
         with open(counter + ".log") as handle:
             calls = handle.read().splitlines()
-    for path in (counter, counter + ".log"):
+    for path in (counter, counter + ".log", counter + ".pids"):
         if os.path.exists(path):
             os.unlink(path)
     return proc.returncode, proc.stdout + proc.stderr, calls
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_for_pids(listing, timeout=60):
+    """Until every process listed in ``listing`` (one pid a line) has ended: a
+    worker that outlived its controller finishes what it does before the checks."""
+    if not os.path.exists(listing):
+        return
+    with open(listing) as handle:
+        pids = [int(p) for p in handle.read().split()]
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -361,9 +361,12 @@ def offsite(tmp_path):
     return {"src": src, "dst": dst, "stage": stage, "argv": ["-i", str(inventory), str(playbook)]}
 
 
-def test_offsite_copy_killed_at_every_call(offsite, tmp_path):
-    """The backup_offsite role (controller and modules) killed at each file-system
-    call under the source tree, the staging directory or the backup host's tree:
+@pytest.mark.parametrize("scope,sample", [("run", 8), ("group", 6)])
+def test_offsite_copy_killed_at_every_call(offsite, tmp_path, scope, sample):
+    """The backup_offsite role killed at each file-system call under the source
+    tree, the staging directory or the backup host's tree - every process of the
+    run, or (scope group) the controller and the module making the call while
+    Ansible's workers go on with their loops:
     the bot host's sets are untouched; on the backup host every manifest's set is
     whole, and nothing but a set's own data waits for its manifest; a rerun copies
     every set, all of them verified, nothing left over."""
@@ -376,9 +379,9 @@ def test_offsite_copy_killed_at_every_call(offsite, tmp_path):
     total = len(calls)
     assert total >= 3 * 8, calls  # each set: staged (2 files), put (2 files, renamed, mode), unstaged
     whole = tree_digest(dst)
-    for point in crashpoints.points(total, sample=8):
+    for point in crashpoints.points(total, sample=sample):
         shutil.rmtree(dst)
-        rc, out, dummy = crashpoints.run_playbook(argv, [src, dst, stage], point, str(tmp_path))
+        rc, out, dummy = crashpoints.run_playbook(argv, [src, dst, stage], point, str(tmp_path), scope=scope)
         assert rc == -9, (point, rc, out[-2000:])
         assert tree_digest(src) == before, point
         if os.path.isdir(dst):

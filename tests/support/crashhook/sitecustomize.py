@@ -7,9 +7,10 @@ On PYTHONPATH, Python imports this at start-up in every process of the run: the
 controller, its workers, and every module it starts on a connection=local host.
 With BOTOPS_KILL_COUNTER set, an audit hook counts the file-system calls that
 touch a path under BOTOPS_KILL_PATHS (in one counter file shared by all those
-processes, under flock) and, at call number BOTOPS_KILL_AT, SIGKILLs the run's
-process group and itself: the controller and whatever module was working die
-on that call, as in a power cut of a single host.
+processes, under flock) and, at call number BOTOPS_KILL_AT, SIGKILLs every
+process of the run (each writes its pid down as it starts), its process group
+and itself: the controller, its workers and whatever module was working die on
+that call, as in a power cut of the controller and the host.
 """
 
 import os
@@ -61,12 +62,37 @@ if os.environ.get("BOTOPS_KILL_COUNTER"):
                 with open(_COUNTER + ".log", "a") as log:
                     log.write("%d %s %s\n" % (count, event, touched))
                 if count == _KILL_AT:
-                    if _PGID:
-                        os.killpg(_PGID, signal.SIGKILL)
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    _kill_the_run()
             finally:
                 os.close(fd)
         finally:
             _busy[0] = False
 
+    def _kill_the_run():
+        # Ansible's workers start sessions of their own (setsid): the process
+        # group alone would leave them running the rest of their task's loop.
+        # BOTOPS_KILL_SCOPE=group: only the controller's process group and the
+        # process making the call (an operator's Ctrl-C, a cancelled job: the
+        # workers, in sessions of their own, go on with their task's loop).
+        others = []
+        if os.environ.get("BOTOPS_KILL_SCOPE", "run") == "run":
+            try:
+                with open(_COUNTER + ".pids") as pids:
+                    others = [int(p) for p in pids.read().split() if int(p) != os.getpid()]
+            except OSError:
+                pass
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if _PGID:
+            try:
+                os.killpg(_PGID, signal.SIGKILL)
+            except OSError:
+                pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with open(_COUNTER + ".pids", "a") as _pids:  # every process of the run, as it starts
+        _pids.write("%d\n" % os.getpid())
     sys.addaudithook(_hook)
