@@ -42,10 +42,16 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def temp_path(final_path):
-    """A unique, hidden name beside ``final_path`` (same filesystem, so rename is atomic)."""
+def _make_temp(final_path):
+    """(descriptor, path): a new 0600 file under a unique, hidden name beside
+    ``final_path`` (same filesystem, so rename is atomic): ``.<name>.XXXXXXXX.tmp``."""
     directory, name = os.path.split(final_path)
-    fd, path = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=directory)
+    return tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=directory or ".")
+
+
+def temp_path(final_path):
+    """A unique, hidden name beside ``final_path`` (see ``_make_temp``)."""
+    fd, path = _make_temp(final_path)
     os.close(fd)  # mkstemp created it 0600; writers reopen it
     return path
 
@@ -113,8 +119,7 @@ def write_text_atomically(path, text, mode):
     by a name that someone else could have replaced meanwhile. The rename is by
     name: ``path`` must be in a directory only its writers can write (the ledger
     in the root-owned bot root, manifests in the 0700 backup directory)."""
-    directory, name = os.path.split(path)
-    fd, temp = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=directory or ".")
+    fd, temp = _make_temp(path)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -122,7 +127,7 @@ def write_text_atomically(path, text, mode):
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(temp, path)
-        fsync_dir(directory or ".")
+        fsync_dir(os.path.dirname(path) or ".")
     except BaseException:
         remove_quietly(temp)
         raise
@@ -130,8 +135,8 @@ def write_text_atomically(path, text, mode):
 
 def sweep_temps(path):
     """Remove what killed writers of ``path`` left: the ``.<name>.XXXXXXXX.tmp``
-    files (``mkstemp``'s eight random characters) that ``temp_path`` and
-    ``write_text_atomically`` make beside it, and nothing else (not the temp
+    files (``mkstemp``'s eight random characters) that ``_make_temp`` makes
+    beside it, and nothing else (not the temp
     files of a neighbour whose name starts with this one's). Call it only
     holding the lock every writer of ``path`` takes. The names removed."""
     directory, name = os.path.split(path)

@@ -279,6 +279,19 @@ def refuse_dest_over_database(dest, path):
                           % (path, dest))
 
 
+def open_source(path, params, check_mode=False):
+    """The database opened read-only, and its facts (size, journal mode), after the
+    switch to WAL that ``journal_mode: wal`` asks for (in check mode: reported as
+    if made)."""
+    src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
+    journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0]
+    if params["journal_mode"] == "wal" and journal_mode != "wal":
+        src.close()
+        journal_mode = "wal" if check_mode else switch_to_wal(path, params["busy_timeout"])
+        src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
+    return src, {"size": source_size(path), "journal_mode": journal_mode}
+
+
 def back_up(module, result):
     params = module.params
     path = params["path"]
@@ -286,20 +299,13 @@ def back_up(module, result):
         refuse_dest_over_database(params["dest"], path)
     stem, ext = os.path.splitext(os.path.basename(path))
     compression = resolve_compression(params["compression"])
-    src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
+    src, source = open_source(path, params, module.check_mode)
     try:
-        journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0]
-        if params["journal_mode"] == "wal" and journal_mode != "wal":
-            src.close()
-            journal_mode = "wal" if module.check_mode else switch_to_wal(path, params["busy_timeout"])
-            src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
-        source = {"size": source_size(path), "journal_mode": journal_mode}
-
         with BackupSetWriter(module, "sqlite", stem, stem, ext or ".db", compression) as backup:
             # Room for the uncompressed snapshot, plus the compressed file beside it.
             backup.check_space(source["size"] * (1 if compression == "none" else 2))
             result.update(changed=True, dest=backup.predict(), compression=compression, series=backup.series,
-                          source_size=source["size"], journal_mode=journal_mode)
+                          source_size=source["size"], journal_mode=source["journal_mode"])
             result["manifest"] = backup.manifest_for(result["dest"])
             if module.check_mode:
                 return
@@ -308,13 +314,7 @@ def back_up(module, result):
                 # replaced the file, and the copy must be of the database it left
                 # (its size and journal mode too).
                 src.close()
-                src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
-                journal_mode = src.execute("PRAGMA journal_mode").fetchone()[0]
-                if params["journal_mode"] == "wal" and journal_mode != "wal":  # a restored file, not switched yet
-                    src.close()
-                    journal_mode = switch_to_wal(path, params["busy_timeout"])
-                    src = connect(path, readonly=True, busy_timeout=params["busy_timeout"])
-                source = {"size": source_size(path), "journal_mode": journal_mode}
+                src, source = open_source(path, params)
                 result.update(source_size=source["size"], journal_mode=source["journal_mode"])
                 backup.check_space(source["size"] * (1 if compression == "none" else 2))
                 if source["journal_mode"] != "wal":
