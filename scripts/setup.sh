@@ -46,6 +46,9 @@ util-linux           | runuser                                                | 
 mount                | mount umount                                           | disk-full and read-only tests (tmpfs)
 strace               | strace                                                 | the durability tests (the order of writes, fsyncs and renames)
 python3              | /usr/bin/python3                                       | tests that run a module as another user
+python3-prometheus-client | -                                                 | the collector's tests (Debian's python3, as on a bot host)
+prometheus           | promtool                                               | validating and unit-testing the alert rules
+logrotate            | /usr/sbin/logrotate                                    | the logrotate role's validation tests
 TABLE
 )
 field() { awk -F' *[|] *' -v n="$1" '{print $n}' <<<"$requirements"; }

@@ -121,6 +121,7 @@ def _read_set(manifest_file, verify_checksums, now, problems):
         "compression": manifest.get("compression"),
         "encryption": manifest.get("encryption"),
         "verified": bool((manifest.get("verified") or {}).get("ok")),
+        "duration": _duration(created_at, manifest.get("verified")),
         "complete": True,
         "checksums": "not checked",
     }
@@ -137,6 +138,15 @@ def _read_set(manifest_file, verify_checksums, now, problems):
             problems.append("backup '%s' does not match its manifest's sha256: %s" % (
                 backup["path"], ", ".join(bad)))
     return backup
+
+
+def _duration(created_at, verified):
+    """Seconds from the start of the backup (created_at) to the end of its
+    verification, or None when the manifest does not say."""
+    try:
+        return max(0, int((parse_time(verified["at"]) - created_at).total_seconds()))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def as_result(backup):

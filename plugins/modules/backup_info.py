@@ -75,7 +75,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backups:
-  description: The backup sets, newest first.
+  description:
+    - The backup sets, newest first. C(duration) is the seconds from the start of the
+      backup to the end of its verification (null when the manifest does not say).
   returned: always
   type: list
   elements: dict
@@ -83,7 +85,7 @@ backups:
             "engine": "sqlite", "database": "bot_data", "bot": "bot", "created_at": "2026-11-22T03:15:00Z", "age": 3600,
             "series": {"bot": "bot", "engine": "sqlite", "database": "bot_data", "id": "bot/sqlite-bot_data",
                        "dir": "/var/backups/botops/bot/sqlite-bot_data"},
-            "size": 4194304, "verified": true, "complete": true, "checksums": "ok"}]
+            "size": 4194304, "verified": true, "duration": 3, "complete": true, "checksums": "ok"}]
 series:
   description:
     - Every backup series found - its key (C(bot), C(engine), C(database)), its C(id)
