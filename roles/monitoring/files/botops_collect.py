@@ -259,20 +259,16 @@ def source_database_size(config, state, out, now):
 
 
 def postgresql_size(config, name):
-    """pg_database_size, read-only, as the monitoring role whose DSN is in the
-    exporter's environment file (DATA_SOURCE_NAME)."""
+    """pg_database_size, in a read-only session as the monitoring role (pg_monitor);
+    the password comes from the role's 0600 passfile, never from this configuration."""
     import psycopg2  # pylint: disable=import-outside-toplevel
-    dsn = None
-    with open(config["postgresql_env_file"]) as handle:
-        for line in handle:
-            if line.startswith("DATA_SOURCE_NAME="):
-                dsn = line.split("=", 1)[1].strip().strip('"')
-    if not dsn:
-        raise ValueError("%s sets no DATA_SOURCE_NAME" % config["postgresql_env_file"])
-    conn = psycopg2.connect(dsn, connect_timeout=5, options="-c default_transaction_read_only=on")
+    pg = config["postgresql"]
+    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], dbname=name,
+                            passfile=pg["passfile"], connect_timeout=5,
+                            options="-c default_transaction_read_only=on", application_name="botops-collect")
     try:
         with conn.cursor() as cursor:
-            cursor.execute("SELECT pg_database_size(%s)", (name,))
+            cursor.execute("SELECT pg_database_size(current_database())")
             return cursor.fetchone()[0]
     finally:
         conn.close()
