@@ -32,6 +32,8 @@ python3 examples/samplebot/build.py
 playbook playbooks/deploy.yml
 log "the sample bot on demo-bot1 answers"
 podman exec demo-bot1 curl -s http://127.0.0.1:8080/health; echo
+playbook playbooks/logrotate.yml
+playbook playbooks/monitoring.yml
 playbook playbooks/check.yml
 playbook playbooks/backup.yml
 playbook playbooks/backup_offsite.yml
@@ -42,6 +44,13 @@ log "off-host copies on demo-db1"
 podman exec demo-db1 find /var/backups/botops-offsite -type f -printf '  %M %8s  %p\n' | sort -k3
 log "restore drill record on demo-bot1"
 podman exec demo-bot1 cat /var/lib/botops/state/last_drill.json
+log "the bot's metrics on demo-bot1 (node exporter, :9100/metrics)"
+podman exec demo-bot1 curl -sf http://127.0.0.1:9100/metrics | grep '^botops_' | grep -v '_errors_total.* 0.0$'
+log "Prometheus on demo-db1: scrape targets and alerts"
+podman exec demo-db1 curl -sf http://127.0.0.1:9090/api/v1/targets \
+  | python3 -c 'import json,sys; [print("  %s %s" % (t["scrapeUrl"], t["health"])) for t in json.load(sys.stdin)["data"]["activeTargets"]]'
+podman exec demo-db1 curl -sf http://127.0.0.1:9090/api/v1/alerts \
+  | python3 -c 'import json,sys; a=json.load(sys.stdin)["data"]["alerts"]; print("  firing: %s" % (", ".join(sorted({x["labels"]["alertname"] for x in a if x["state"] == "firing"})) or "none"))'
 
 cat <<INFO
 
@@ -52,6 +61,9 @@ $(printf '\033[1m')What the demo did$(printf '\033[0m')
     /srv/samplebot/releases/1.0.0 behind the current link, its systemd unit, a
     migrated SQLite database in /srv/samplebot/shared/data/bot_data.db, a health
     gate (unit active, /health answers ok, the log says "Bot is ready")
+  - ran playbooks/logrotate.yml: /etc/logrotate.d/botops-samplebot, accepted by logrotate -d first
+  - ran playbooks/monitoring.yml: node exporter and botops-collect on demo-bot1 (the
+    botops_* metrics above), Prometheus on demo-db1 with the alert rules
   - ran playbooks/check.yml: integrity and foreign-key check, size and row counts
   - ran playbooks/backup.yml: an online, verified, zstd-compressed backup with its
     manifest in /var/backups/botops/<bot>/sqlite-bot_data/ (one more each run)
@@ -68,5 +80,7 @@ Where to look
   ansible-playbook playbooks/deploy.yml -i inventories/demo -e deploy_version=1.1.0   a release with a migration
   ansible-playbook playbooks/rollback.yml -i inventories/demo -e rollback_restore_database=true   and back
   ansible-playbook playbooks/deploy.yml -i inventories/demo -e deploy_version=1.2.0   a broken one: rolls itself back
+  podman exec demo-bot1 curl -s localhost:9100/metrics | grep ^botops_   the bot's metrics
+  podman exec demo-db1 curl -s localhost:9090/api/v1/alerts      what Prometheus sees
   make demo-clean                                remove the demo hosts
 INFO

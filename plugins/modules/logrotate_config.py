@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: logrotate_config
 short_description: A file in /etc/logrotate.d that lands only when logrotate accepts it with the rest of the configuration
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes O(content) to O(dest_dir)/O(name) atomically, but only after C(logrotate -d) has read the whole
     configuration (O(config) and every file it includes) with the new file in place and found no new error.
@@ -134,7 +134,7 @@ def debug_errors(logrotate, main, work, dest_dir, config):
     """(rc, error lines) of ``logrotate -d`` on the mirrored configuration, with the
     mirror's paths put back to the real ones."""
     done = subprocess.run([logrotate, "-d", "-s", os.path.join(work, "status"), main],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120, check=False)
     text = done.stdout.replace(os.path.join(work, "d"), dest_dir.rstrip("/")).replace(main, config)
     return done.returncode, [line.strip() for line in text.splitlines() if line.strip().startswith("error:")]
 

@@ -289,7 +289,7 @@ def each_bot(config, measure):
 
 def unit_properties(config, unit):
     output = subprocess.run(
-        [config.get("systemctl", "systemctl"), "show", unit, "--property=LoadState,ActiveState,NRestarts,MemoryCurrent"],
+        [config.get("systemctl", "systemctl"), "show", unit, "--property=LoadState,ActiveState,NRestarts,MemoryCurrent,ControlGroup,MainPID"],
         check=True, capture_output=True, text=True, timeout=10).stdout
     return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
@@ -303,9 +303,36 @@ def source_systemd(config, state, out, now):
         out.add("botops_bot_up", 1 if props.get("ActiveState") == "active" else 0, bot=bot["name"])
         if props.get("NRestarts", "").isdigit():
             out.add("botops_bot_restarts_total", int(props["NRestarts"]), bot=bot["name"])
-        if props.get("MemoryCurrent", "").isdigit():
-            out.add("botops_bot_memory_bytes", int(props["MemoryCurrent"]), bot=bot["name"])
+        out.add("botops_bot_memory_bytes", unit_memory(props), bot=bot["name"])
     each_bot(config, measure)
+
+
+def unit_memory(props):
+    """systemd's MemoryCurrent; where memory accounting is not delegated (some
+    containers say "[not set]"), the resident memory of the unit's processes, read
+    from its cgroup's process list (or its main process alone)."""
+    if props.get("MemoryCurrent", "").isdigit():
+        return int(props["MemoryCurrent"])
+    pids = []
+    group = props.get("ControlGroup")
+    if group:
+        try:
+            with open("/sys/fs/cgroup%s/cgroup.procs" % group) as handle:
+                pids = [line.strip() for line in handle if line.strip()]
+        except OSError:
+            pass
+    if not pids and props.get("MainPID", "0") not in ("", "0"):
+        pids = [props["MainPID"]]
+    total = None
+    for pid in pids:
+        try:
+            with open("/proc/%s/status" % pid) as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total = (total or 0) + int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            continue  # gone since the list was read
+    return total
 
 
 def source_health(config, state, out, now):
@@ -410,7 +437,7 @@ def sweep(textfile):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="botops-collect", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="botops-collect", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", default="/etc/botops-collect/config.json")
     args = parser.parse_args(argv)
     with open(args.config) as handle:

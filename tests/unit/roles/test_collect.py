@@ -31,7 +31,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 
 pytestmark = pytest.mark.skipif(
-    subprocess.run([SYSTEM_PYTHON, "-c", "import prometheus_client"], capture_output=True).returncode != 0,
+    subprocess.run([SYSTEM_PYTHON, "-c", "import prometheus_client"], capture_output=True, check=False).returncode != 0,
     reason="Debian's python3-prometheus-client is missing: scripts/setup.sh installs it")
 
 
@@ -101,7 +101,7 @@ def host(tmp_path, health_url):
 def collect(tree, expect_rc=0):
     env = dict(os.environ, PYTHONPATH=COLLECTIONS_ROOT)
     done = subprocess.run([SYSTEM_PYTHON, COLLECTOR, "--config", str(tree / "config.json")],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == expect_rc, done.stderr
     return done
 
@@ -273,3 +273,21 @@ def test_leftovers_of_a_killed_write_are_swept(host):
     neighbour.write_text("theirs")
     collect(tree)
     assert not stale.exists() and neighbour.exists()
+
+
+def test_memory_without_systemd_accounting_is_the_processes_resident_memory(host):
+    """Where MemoryCurrent is "[not set]" (memory accounting not delegated, as in
+    some containers), the bot's memory is its main process's VmRSS."""
+    tree, config = host
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        script = tree / "systemctl"
+        script.write_text("#!/bin/sh\nprintf 'LoadState=loaded\\nActiveState=active\\nNRestarts=0\\n"
+                          "MemoryCurrent=[not set]\\nControlGroup=/no/such/group\\nMainPID=%d\\n'\n" % sleeper.pid)
+        collect(tree)
+        with open("/proc/%d/status" % sleeper.pid) as handle:
+            rss = [int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:")][0]
+        assert value(metrics_of(tree), "botops_bot_memory_bytes", bot="samplebot") == rss
+    finally:
+        sleeper.kill()
+        sleeper.wait()
