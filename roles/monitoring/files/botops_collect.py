@@ -177,9 +177,12 @@ def source_backups(config, state, out, now):
             info = os.stat(directory)
             key = [info.st_ino, info.st_mtime_ns]
             entry = cache.get(directory)
-            if not entry or entry.get("key") != key:
-                entry = {"key": key, "series": summarize_series(directory)}
-            fresh[directory] = entry
+            if not isinstance(entry, dict) or entry.get("key") != key:
+                entry = {"key": key, "series": summarize_series(root, directory)}
+            # A directory changed within the clock's granularity could change again
+            # with the same mtime: read it again next run.
+            if now - info.st_mtime > 2:
+                fresh[directory] = entry
             problems += entry["series"]["problems"]
             for series in entry["series"]["series"]:
                 labels = dict(bot=series["bot"], engine=series["engine"], database=series["database"])
@@ -194,11 +197,17 @@ def source_backups(config, state, out, now):
         raise ValueError("; ".join(problems[:3]) + (" (and %d more)" % (len(problems) - 3) if len(problems) > 3 else ""))
 
 
-def summarize_series(directory):
-    """What the metrics need of one series directory, as JSON values."""
+def summarize_series(root, directory):
+    """What the metrics need of one series directory, as JSON values. Only the
+    series whose own directory this is count (a copy such as sqlite-bot_data.bak
+    would give a second set of the same labels): the others are problems."""
     found = _catalog.scan(directory, recurse=False)
     series = []
-    for sets in _catalog.by_series(found["sets"]).values():
+    for series_id, sets in _catalog.by_series(found["sets"]).items():
+        if os.path.join(root, series_id) != directory:
+            found["problems"].append("directory '%s' holds sets of series %s, whose directory is '%s': a copy? "
+                                     "they are not counted" % (directory, series_id, os.path.join(root, series_id)))
+            continue
         verified = [s for s in sets if s["verified"] and s["complete"]]
         newest = verified[0] if verified else None
         series.append({
@@ -299,6 +308,8 @@ def source_systemd(config, state, out, now):
         unit = bot.get("unit") or "%s.service" % bot["name"]
         props = unit_properties(config, unit)
         if props.get("LoadState") != "loaded":
+            # Down as far as anyone can tell (masked, removed): BotopsBotDown must see it.
+            out.add("botops_bot_up", 0, bot=bot["name"])
             raise ValueError("unit %s is %s" % (unit, props.get("LoadState") or "unknown to systemd"))
         out.add("botops_bot_up", 1 if props.get("ActiveState") == "active" else 0, bot=bot["name"])
         if props.get("NRestarts", "").isdigit():
@@ -336,17 +347,29 @@ def unit_memory(props):
 
 
 def source_health(config, state, out, now):
+    """GET each bot's /health: ok when it answers 200 and its body holds
+    health_expect, within health_timeout seconds for the whole answer (a server
+    that drips bytes is cut off). Anything else is health_ok 0, not an error."""
+    timeout = float(config.get("health_timeout", 5))
     for bot in config.get("bots", []):
         url = bot.get("health_url")
         if not url:
             continue
         started = time.monotonic()
+        ok = False
         try:
-            with urllib.request.urlopen(url, timeout=config.get("health_timeout", 5)) as response:
-                body = response.read(65536).decode("utf-8", "replace")
-                ok = response.status == 200 and (bot.get("health_expect") or "") in body
-        except (urllib.error.URLError, OSError, ValueError):
-            ok = False
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                body = b""
+                while len(body) < 65536 and time.monotonic() - started < timeout:
+                    chunk = response.read1(4096)
+                    if not chunk:
+                        break
+                    body += chunk
+                else:
+                    raise TimeoutError("no whole answer in %.0f s" % timeout)
+                ok = response.status == 200 and (bot.get("health_expect") or "") in body.decode("utf-8", "replace")
+        except Exception:  # pylint: disable=broad-except
+            ok = False  # refused, reset, not HTTP, too slow: unhealthy, whatever the way
         out.add("botops_bot_health_ok", 1 if ok else 0, bot=bot["name"])
         out.add("botops_bot_health_duration_seconds", round(time.monotonic() - started, 6), bot=bot["name"])
 
@@ -380,19 +403,42 @@ def source_ledger(config, state, out, now):
 
 
 def source_logs(config, state, out, now):
-    saved = state.setdefault("logs", {})
-    kept = {}
+    """Per bot, totals that only go up: each run adds what every log gained since
+    the last one (a log whose saved state was lost, or which was truncated before
+    this run saw it, adds only what it reads now; a log dropped from the list adds
+    nothing). One bad log is this source's error; the others still count."""
+    saved, totals = state.setdefault("logs", {}), state.setdefault("log_totals", {})
+    kept, failed = {}, []
     for bot in config.get("bots", []):
-        totals = {level: 0 for level in botops_logcount.LEVELS}
+        bot_totals = totals.setdefault(bot["name"], {})
         for path in bot.get("logs", []):
-            log_state = botops_logcount.update(path, botops_logcount.from_json(saved.get(path, {})))
+            previous = saved.get(path)
+            try:
+                log_state = botops_logcount.from_json(previous) if previous is not None else botops_logcount.new_state()
+            except ValueError as exc:
+                failed.append("%s: %s; counting it again from now" % (path, exc))
+                log_state, previous = botops_logcount.new_state(), None
+            before = dict(log_state["counts"])
+            try:
+                botops_logcount.update(path, log_state)
+            except (botops_logcount.NotALog, OSError) as exc:
+                failed.append(str(exc))
+                if previous is not None:
+                    kept[path] = previous
+                continue
             kept[path] = botops_logcount.to_json(log_state)
             for level in botops_logcount.LEVELS:
-                totals[level] += log_state["counts"].get(level, 0)
+                gained = log_state["counts"].get(level, 0) - before.get(level, 0)
+                bot_totals[level] = int(bot_totals.get(level, 0)) + max(0, gained)
         if bot.get("logs"):
-            for level, count in totals.items():
-                out.add("botops_bot_log_lines_total", count, bot=bot["name"], level=level)
+            for level in botops_logcount.LEVELS:
+                out.add("botops_bot_log_lines_total", bot_totals.get(level, 0), bot=bot["name"], level=level)
     state["logs"] = kept
+    if failed:
+        raise ValueError("; ".join(failed))
+
+
+SECTIONS = {"catalog": dict, "logs": dict, "log_totals": dict, "errors": dict}
 
 
 def load_state(path, errors):
@@ -400,6 +446,14 @@ def load_state(path, errors):
         state = read_json(path, {"version": STATE_VERSION})
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise ValueError("not a version %d state" % STATE_VERSION)
+        for section, kind in SECTIONS.items():
+            if not isinstance(state.get(section, kind()), kind):
+                errors.append(("state", "%s: section %r is not a %s; starting it again" % (
+                    path, section, kind.__name__)))
+                state[section] = kind()
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in state.get("errors", {}).values()):
+            errors.append(("state", "%s: the error counts are not numbers; starting them again" % path))
+            state["errors"] = {}
         return state
     except (OSError, ValueError) as exc:
         errors.append(("state", "%s cannot be used (%s); starting again from nothing" % (path, exc)))

@@ -25,15 +25,39 @@ between a run and a copytruncate (they are in the copy only).
 import base64
 import os
 import re
+import stat
 
 LEVELS = ("ERROR", "CRITICAL")
 LEVEL_RE = re.compile(rb"\b(ERROR|CRITICAL)\b")
 CHUNK = 1024 * 1024
-MAX_PARTIAL = 64 * 1024  # a "line" longer than this is counted by its start
+MAX_PARTIAL = 64 * 1024  # a "line" longer than this is counted once, by its start
+MAX_READ = 256 * 1024 * 1024  # per file and run: a huge backlog is read over several runs
+
+
+class NotALog(Exception):
+    """The path is not a regular file (a symlink, a FIFO, a device): never read."""
+
+
+def _open(path):
+    """The log, opened without following a symlink and without blocking on a FIFO;
+    NotALog unless it is a regular file. The collector runs as root in a directory
+    the bot can write: the bot must not make it read another file or hang."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP: the log is a symlink
+            raise NotALog("%s is a symlink; a log must be a regular file" % path)
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise NotALog("%s is not a regular file" % path)
+    return os.fdopen(fd, "rb"), info
 
 
 def new_state():
-    return {"inode": None, "offset": 0, "counts": {level: 0 for level in LEVELS}, "partial": b"", "tail": b""}
+    return {"inode": None, "offset": 0, "counts": {level: 0 for level in LEVELS}, "partial": b"", "tail": b"",
+            "skipping": False}
 
 
 TAIL = 64
@@ -41,7 +65,8 @@ TAIL = 64
 
 def _tail_at(path, offset):
     """The up to TAIL bytes that end at ``offset``."""
-    with open(path, "rb") as handle:
+    handle, _info = _open(path)
+    with handle:
         start = max(0, offset - TAIL)
         handle.seek(start)
         return handle.read(offset - start)
@@ -56,14 +81,23 @@ def _count_lines(data, counts):
 
 
 def _read_from(path, offset, state):
-    """Count the whole lines of ``path`` from ``offset``; returns the new offset."""
-    with open(path, "rb") as handle:
+    """Count the whole lines of ``path`` from ``offset`` (at most MAX_READ bytes);
+    returns the new offset. The start of an overlong line is counted once, and the
+    rest of it skipped up to its newline (``skipping``)."""
+    handle, _info = _open(path)
+    with handle:
         handle.seek(offset)
-        while True:
-            block = handle.read(CHUNK)
+        limit = offset + MAX_READ
+        while offset < limit:
+            block = handle.read(min(CHUNK, limit - offset))
             if not block:
                 break
             offset += len(block)
+            if state.get("skipping"):
+                newline = block.find(b"\n")
+                if newline < 0:
+                    continue
+                block, state["skipping"] = block[newline + 1:], False
             data = state["partial"] + block
             head, sep, tail = data.rpartition(b"\n")
             if sep:
@@ -73,7 +107,7 @@ def _read_from(path, offset, state):
                 state["partial"] = data
             if len(state["partial"]) > MAX_PARTIAL:
                 _count_lines(state["partial"][:MAX_PARTIAL], state["counts"])
-                state["partial"] = b""
+                state["partial"], state["skipping"] = b"", True
     return offset
 
 
@@ -87,7 +121,8 @@ def _rotated_with_inode(path, inode):
         if entry != name and entry.startswith(name) and not entry.endswith((".gz", ".xz", ".zst", ".bz2")):
             full = os.path.join(directory, entry)
             try:
-                if os.stat(full).st_ino == inode:
+                info = os.lstat(full)
+                if stat.S_ISREG(info.st_mode) and info.st_ino == inode:
                     return full
             except OSError:
                 continue
@@ -98,7 +133,8 @@ def update(path, state):
     """Bring ``state`` (from new_state or a previous update) up to date with
     ``path``; returns it. A missing log leaves it as it was."""
     try:
-        info = os.stat(path)
+        handle, info = _open(path)
+        handle.close()
     except FileNotFoundError:
         return state
     if state["inode"] is not None and info.st_ino != state["inode"]:
@@ -108,9 +144,9 @@ def update(path, state):
         if state["partial"]:
             _count_lines(state["partial"], state["counts"])  # the old file's last line, newline or not
             state["partial"] = b""
-        state["offset"] = 0
+        state["offset"], state["skipping"] = 0, False
     elif info.st_size < state["offset"] or _tail_at(path, state["offset"]) != state.get("tail", b""):
-        state["offset"], state["partial"] = 0, b""
+        state["offset"], state["partial"], state["skipping"] = 0, b"", False
     state["inode"] = info.st_ino
     state["offset"] = _read_from(path, state["offset"], state)
     state["tail"] = _tail_at(path, state["offset"])
@@ -124,16 +160,17 @@ def to_json(state):
 
 
 def from_json(value):
-    """A state back from ``to_json``; anything malformed is a new state (the
-    counts then start again from this run: reported by the collector)."""
+    """A state back from ``to_json``; ValueError when it is malformed (the
+    collector reports it and starts that log again)."""
     try:
         state = dict(new_state(), **value)
         state["partial"] = base64.b64decode(value.get("partial", ""), validate=True)
         state["tail"] = base64.b64decode(value.get("tail", ""), validate=True)
-        if not (state["inode"] is None or isinstance(state["inode"], int)) or not isinstance(state["offset"], int) \
+        if not isinstance(state["skipping"], bool) \
+                or not (state["inode"] is None or isinstance(state["inode"], int)) or not isinstance(state["offset"], int) \
                 or state["offset"] < 0 or not isinstance(state["counts"], dict) \
                 or not all(isinstance(state["counts"].get(level, 0), int) for level in LEVELS):
             raise ValueError("bad state")
         return state
-    except (TypeError, ValueError, AttributeError):
-        return new_state()
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError("saved state of the log is malformed (%s)" % exc)

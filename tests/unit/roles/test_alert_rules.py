@@ -124,6 +124,13 @@ CASES += [
          [series("node_textfile_mtime_seconds", {"instance": "bot1:9100", "file": "botops.prom"}, constant(0, 10)),
           series("node_textfile_mtime_seconds", {"instance": "bot1:9100", "file": "other.prom"}, constant(0, 10))],
          "6m", [("warning", {"instance": "bot1:9100", "file": "botops.prom"})]),
+    # A source that fails (a corrupt manifest, an unreadable record) is reported too.
+    case("BotopsCollectorStale", "1m",
+         [series("botops_collector_errors_total", {"instance": "bot1:9100", "source": "backups"}, "0 0 0 1 2 3 4")],
+         "5m", [("warning", {"instance": "bot1:9100", "source": "backups"})]),
+    case("BotopsCollectorStale", "1m",
+         [series("botops_collector_errors_total", {"instance": "bot1:9100", "source": "backups"}, constant(3, 20))],
+         "15m", []),
     case("BotopsCollectorStale", "1m",
          [series("node_textfile_scrape_error", {"instance": "bot1:9100"}, constant(0, 5)),
           series("node_textfile_mtime_seconds", {"instance": "bot1:9100", "file": "botops.prom"}, "0+60x10")],

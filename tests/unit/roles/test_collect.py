@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -222,7 +223,7 @@ def test_one_bot_failing_does_not_hide_another(host):
     assert "bot gone: unit gone.service is not-found" in done.stderr
     m = metrics_of(tree)
     assert value(m, "botops_bot_up", bot="samplebot") == 1
-    assert value(m, "botops_bot_up", bot="gone") is None
+    assert value(m, "botops_bot_up", bot="gone") == 0  # down as far as anyone can tell: BotopsBotDown fires
     assert value(m, "botops_collector_errors_total", source="systemd") == 1
 
 
@@ -231,8 +232,11 @@ def test_an_unchanged_series_is_not_read_again(run_module, host):
     not seen; once the directory changes (a new set), it is read again."""
     tree, config = host
     result, _manifest = backup(run_module, config)
-    collect(tree)
     directory = os.path.dirname(result["dest"])
+    # Older than the clock's granularity (a directory changed in the last 2 s is read every run).
+    past = time.time() - 10
+    os.utime(directory, (past, past))
+    collect(tree)
     before = os.stat(directory)
     with open(result["dest"] + ".manifest.json", "r+") as handle:
         handle.write("{broken")
@@ -291,3 +295,103 @@ def test_memory_without_systemd_accounting_is_the_processes_resident_memory(host
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_copied_series_directory_is_not_a_second_series(run_module, host):
+    tree, config = host
+    result, _manifest = backup(run_module, config)
+    directory = os.path.dirname(result["dest"])
+    shutil.copytree(directory, directory + ".bak")
+    done = collect(tree)
+    assert "a copy?" in done.stderr
+    text = (tree / "textfile/botops.prom").read_text()
+    assert text.count('botops_backup_sets{bot="samplebot",database="bot_data",engine="sqlite"}') == 1
+
+
+def test_a_log_the_bot_swapped_for_a_symlink_or_fifo_is_refused_and_the_rest_goes_on(host):
+    tree, config = host
+    secret = tree / "root-only"
+    secret.write_text("ERROR secret\n")
+    log = tree / "log/bot.log"
+    log.symlink_to(secret)
+    other = tree / "log/fifo.log"
+    os.mkfifo(str(other))
+    config["bots"][0]["logs"].append(str(other))
+    (tree / "config.json").write_text(json.dumps(config))
+    done = collect(tree)  # returns: a FIFO does not block the run
+    assert "is a symlink" in done.stderr and "is not a regular file" in done.stderr
+    m = metrics_of(tree)
+    assert value(m, "botops_bot_log_lines_total", bot="samplebot", level="ERROR") == 0
+    assert value(m, "botops_collector_errors_total", source="logs") == 1
+    assert value(m, "botops_bot_up", bot="samplebot") == 1
+    assert "secret" not in open(config["state_file"]).read()
+
+
+def test_log_totals_never_go_down(host):
+    """A log dropped from the list, or whose saved state is lost, never lowers the
+    bot's total (Prometheus would read a reset and count everything again)."""
+    tree, config = host
+    second = tree / "log/second.log"
+    (tree / "log/bot.log").write_text("ERROR a\nERROR b\n")
+    second.write_text("ERROR c\n")
+    config["bots"][0]["logs"].append(str(second))
+    (tree / "config.json").write_text(json.dumps(config))
+    collect(tree)
+    assert value(metrics_of(tree), "botops_bot_log_lines_total", bot="samplebot", level="ERROR") == 3
+    config["bots"][0]["logs"].pop()
+    (tree / "config.json").write_text(json.dumps(config))
+    collect(tree)
+    assert value(metrics_of(tree), "botops_bot_log_lines_total", bot="samplebot", level="ERROR") == 3
+    with open(config["state_file"]) as handle:
+        state = json.load(handle)
+    state["logs"][str(tree / "log/bot.log")] = {"offset": "garbage"}
+    with open(config["state_file"], "w") as handle:
+        json.dump(state, handle)
+    with open(str(tree / "log/bot.log"), "a") as handle:
+        handle.write("ERROR d\n")
+    done = collect(tree)
+    assert "malformed" in done.stderr
+    # Read again from the start (3 lines), added to the total: higher, never lower.
+    assert value(metrics_of(tree), "botops_bot_log_lines_total", bot="samplebot", level="ERROR") == 6
+
+
+def test_a_state_section_of_the_wrong_shape_is_started_again(run_module, host):
+    tree, config = host
+    backup(run_module, config)
+    collect(tree)
+    with open(config["state_file"]) as handle:
+        state = json.load(handle)
+    state["catalog"], state["errors"] = [], {"backups": "many"}
+    with open(config["state_file"], "w") as handle:
+        json.dump(state, handle)
+    done = collect(tree)
+    assert "section 'catalog' is not a dict" in done.stderr
+    collect(tree)
+    m = metrics_of(tree)
+    assert value(m, "botops_backup_sets", bot="samplebot", engine="sqlite", database="bot_data") == 1
+    assert value(m, "botops_collector_errors_total", source="backups") == 0
+
+
+def test_a_health_endpoint_that_is_not_http_is_unhealthy_not_an_error(host):
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+
+    def answer():
+        for _ in range(2):
+            conn, _addr = server.accept()
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            conn.close()
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    tree, config = host
+    config["bots"][0]["health_url"] = "http://127.0.0.1:%d/health" % server.getsockname()[1]
+    config["bots"].append(dict(config["bots"][0], name="second", logs=[], databases=[]))
+    (tree / "config.json").write_text(json.dumps(config))
+    collect(tree)
+    m = metrics_of(tree)
+    assert value(m, "botops_bot_health_ok", bot="samplebot") == 0
+    assert value(m, "botops_bot_health_ok", bot="second") == 0
+    assert value(m, "botops_collector_errors_total", source="health") == 0
+    server.close()

@@ -78,7 +78,40 @@ def test_counts_every_line_once(tmp_path_factory, ops):
 @given(st.one_of(st.none(), st.integers(), st.text(), st.lists(st.integers()),
                  st.dictionaries(st.sampled_from(["inode", "offset", "counts", "partial", "tail", "x"]),
                                  st.one_of(st.none(), st.integers(), st.text(), st.dictionaries(st.text(), st.integers())))))
-def test_a_malformed_state_is_a_new_one(value):
-    state = botops_logcount.from_json(value)
-    assert set(state) >= {"inode", "offset", "counts", "partial", "tail"}
+def test_a_malformed_state_is_refused_or_sound(value):
+    """Any saved value either loads as a sound state or is refused with ValueError
+    (the collector reports it and starts the log again); never a crash elsewhere."""
+    try:
+        state = botops_logcount.from_json(value)
+    except ValueError:
+        return
+    assert set(state) >= {"inode", "offset", "counts", "partial", "tail", "skipping"}
     assert isinstance(state["offset"], int) and state["offset"] >= 0
+
+
+def test_a_symlinked_or_special_log_is_never_read(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("ERROR root only\n")
+    (tmp_path / "link.log").symlink_to(secret)
+    os.mkfifo(str(tmp_path / "fifo.log"))
+    for name in ("link.log", "fifo.log"):
+        try:
+            botops_logcount.update(str(tmp_path / name), botops_logcount.new_state())
+        except botops_logcount.NotALog as exc:
+            assert name in str(exc)
+        else:
+            raise AssertionError("%s was read" % name)
+
+
+def test_an_overlong_line_is_counted_once(tmp_path):
+    log = tmp_path / "bot.log"
+    log.write_bytes(b"ERROR " + b"x" * (3 * 1024 * 1024) + b"\nCRITICAL next\n")
+    state = botops_logcount.update(str(log), botops_logcount.new_state())
+    assert state["counts"] == {"ERROR": 1, "CRITICAL": 1}
+    with open(str(log), "ab") as handle:
+        handle.write(b"ERROR " + b"y" * (2 * 1024 * 1024))
+    state = botops_logcount.update(str(log), state)
+    with open(str(log), "ab") as handle:
+        handle.write(b"y" * 100 + b" ERROR still the same line\nERROR a new one\n")
+    state = botops_logcount.update(str(log), state)
+    assert state["counts"] == {"ERROR": 3, "CRITICAL": 1}

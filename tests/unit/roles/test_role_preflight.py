@@ -32,7 +32,21 @@ BOT = {"name": "samplebot"}
 
 CASES = [
     ("logrotate", {"logrotate_bots": [dict(BOT, paths=["/etc/passwd"])]}, "are not under /srv/samplebot/ or /var/log/samplebot/"),
-    ("logrotate", {"logrotate_bots": [dict(BOT, paths=["/srv/samplebot/../../etc/*.log"])]}, "contain '..'"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, paths=["/srv/samplebot/../../etc/*.log"])]}, "(no .., //"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, paths=["/srv/samplebot/shared/data/*"])]}, "names ending in .log"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, paths=["/srv/samplebot/shared/logs/bot.log\n}\n/etc/passwd {"])]},
+     "names ending in .log"),
+    # Directive injection through every value that reaches the file.
+    ("logrotate", {"logrotate_bots": [dict(BOT, copytruncate=False, postrotate_signal="HUP",
+                                           unit="inj.service\n    endscript\n}\n/etc/passwd {\n    rotate 0")]},
+     "is not a systemd service name"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, unit="x.service\n")]}, "is not a systemd service name"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, copytruncate=False, create={"owner": "bot\n    postrotate"})]},
+     "is not {mode: 0640"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, root="/", paths=["/etc/shadow.log"])]}, "root \"/\" is not an absolute path"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, su={"user": "root", "group": "root"})]}, "of a user other than root"),
+    ("logrotate", {"logrotate_bots": [dict(BOT, postrotate_signal="HUP; rm -rf /", copytruncate=False)]},
+     "is not a signal name"),
     ("logrotate", {"logrotate_bots": [dict(BOT, paths=["/var/log/samplebot2/x.log"])]}, "are not under"),
     ("logrotate", {"logrotate_bots": [dict(BOT, maxsize="10Q")]}, 'maxsize "10Q" is not a size'),
     ("logrotate", {"logrotate_bots": [dict(BOT, frequency="fortnightly")]}, 'frequency "fortnightly" is not one of'),
