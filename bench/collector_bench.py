@@ -18,6 +18,7 @@ process.
 """
 
 import argparse
+import atexit
 import datetime
 import hashlib
 import json
@@ -26,6 +27,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,13 +37,19 @@ WORK = os.path.join(HERE, "work", "collector")
 PYTHON = "/usr/bin/python3"
 
 
+_ROOT = []
+
+
 def collections_root():
-    root = os.path.join(WORK, "collections")
-    link = os.path.join(root, "ansible_collections", "botops", "runbook")
-    if not os.path.islink(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
+    """A private ansible_collections/botops/runbook -> this tree, outside it (a link
+    inside would make every tool that walks the tree walk it again)."""
+    if not _ROOT:
+        _ROOT.append(tempfile.mkdtemp(prefix="botops-bench-collections-"))
+        atexit.register(shutil.rmtree, _ROOT[0], True)
+        link = os.path.join(_ROOT[0], "ansible_collections", "botops", "runbook")
+        os.makedirs(os.path.dirname(link))
         os.symlink(REPO, link)
-    return root
+    return _ROOT[0]
 
 
 def make_sets(backup_root, count, series=20):
@@ -117,7 +125,16 @@ def main():
 
     floor = min(cpu_of([PYTHON, "-c", "import sys; sys.path[:0] = [%r, %r]; import botops_collect" % (
         os.path.dirname(COLLECTOR), collections_root())], env)[0] for _round in range(3))
-    first = cpu_of(run, env)
+    # The first runs read the backlog: every manifest, and the log up to its end
+    # (at most botops_logcount.MAX_READ bytes a run, so a first run stays bounded).
+    first_cpu, first_wall, first_runs = 0.0, 0.0, 0
+    while True:
+        cpu, wall = cpu_of(run, env)
+        first_cpu, first_wall, first_runs = first_cpu + cpu, first_wall + wall, first_runs + 1
+        with open(config["state_file"]) as handle:
+            if json.load(handle)["logs"][log]["offset"] >= os.path.getsize(log):
+                break
+    first = (first_cpu, first_wall)
     steady = []
     for round_ in range(5):
         with open(log, "a") as handle:
@@ -143,8 +160,8 @@ def main():
         "| run | CPU s | wall s | ratio to the floor |",
         "|---|---|---|---|",
         "| floor: start and import, nothing read | %.3f | | 1.0 |" % floor,
-        "| first run: no state, every manifest and the whole log | %.3f | %.3f | %.1f |" % (
-            first[0], first[1], first[0] / floor),
+        "| first runs (%d, at most 256 MiB of log each): no state, every manifest and the whole log | %.3f | %.3f | %.1f |"
+        % (first_runs, first[0], first[1], first[0] / floor),
         "| steady run (300 new log lines, 1 new set), worst of 5 | %.3f | %.3f | %.1f |" % (
             worst, max(w for _c, w in steady), worst / floor),
         "| steady run, best of 5 | %.3f | | %.1f |" % (best, best / floor),

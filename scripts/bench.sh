@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python bench/sqlite_backup_bench.py "$@"
 python bench/postgresql_backup_bench.py "$@"
+python bench/collector_bench.py
