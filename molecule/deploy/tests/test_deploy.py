@@ -257,3 +257,20 @@ def test_pruning_keeps_the_live_release_even_when_it_is_the_oldest():
     assert pruned["releases"] == ["1.0.0", "1.2.0"]
     assert pruned["health"]["version"] == "1.0.0"
     assert host("deploy-bot1").check_output("ls %s/releases", ROOT).split() == ["1.0.0", "1.2.0"]
+
+
+def test_the_postgresql_bot_is_measured_as_its_monitoring_role():
+    """The postgres exporter answers for the bot's server and the collector reads
+    the database's size, both as samplebot_monitor, the password only in 0600 files."""
+    h = host("deploy-bot2")
+    h.check_output("systemctl start botops-collect.service")
+    exporter = h.check_output("curl -sf http://127.0.0.1:9187/metrics")
+    assert re.search(r"^pg_up 1", exporter, re.M), exporter[:2000]
+    metrics = h.check_output("cat /var/lib/prometheus/node-exporter/botops.prom")
+    size = re.search(r'^botops_database_size_bytes\{bot="samplebot",database="samplebot",engine="postgresql"\} (\S+)$',
+                     metrics, re.M)
+    assert size and float(size.group(1)) > 0, metrics
+    assert re.search(r'^botops_collector_errors_total\{source="database_size"\} 0', metrics, re.M), metrics
+    for path in ("/etc/default/prometheus-postgres-exporter", "/etc/botops-collect/pgpass"):
+        assert h.file(path).mode == 0o600 and h.file(path).user == "root"
+    assert "molecule-monitor-password" not in h.check_output("ps -eo args")
