@@ -379,7 +379,7 @@ def test_a_health_endpoint_that_is_not_http_is_unhealthy_not_an_error(host):
     server.listen(5)
 
     def answer():
-        for _ in range(2):
+        for _round in range(2):
             conn, _addr = server.accept()
             conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
             conn.close()
