@@ -44,6 +44,7 @@ import botops_logcount
 # The collection's own code for reading backup sets (as backup_info reads them),
 # shipped beside this file under ansible_collections/botops/runbook/plugins.
 from ansible_collections.botops.runbook.plugins.module_utils import _catalog  # noqa: E402
+from ansible_collections.botops.runbook.plugins.module_utils._files import write_text_atomically  # noqa: E402
 
 STATE_VERSION = 1
 SOURCES = ("state", "backups", "offsite", "restore_drill", "integrity_check", "database_size", "systemd",
@@ -128,22 +129,6 @@ def read_json(path, default=None):
             return json.load(handle)
     except FileNotFoundError:
         return default
-
-
-def write_json_atomically(path, value):
-    directory = os.path.dirname(path)
-    temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    with open(temp, "w") as handle:
-        json.dump(value, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(temp, 0o600)
-    os.replace(temp, path)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def databases(config):
@@ -500,7 +485,7 @@ def main(argv=None):
     with open(config["state_file"] + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the timer and a playbook's trigger, one at a time
         out, state, problems = collect(config)
-        write_json_atomically(config["state_file"], state)
+        write_text_atomically(config["state_file"], json.dumps(state, sort_keys=True), 0o600)
         sweep(config["textfile"])
         registry = CollectorRegistry(auto_describe=False)
         registry.register(out)
