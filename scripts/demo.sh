@@ -23,6 +23,9 @@ for name in "${hosts[@]}"; do
   podman exec "$name" systemctl is-system-running --wait >/dev/null 2>&1 || true
 done
 
+# demo-db1 is the PostgreSQL bot's database server (the deploy role creates its database).
+podman exec demo-db1 systemctl enable --now postgresql >/dev/null 2>&1
+
 playbook() {
   log "ansible-playbook $* -i inventories/demo"
   ansible-playbook "$@" -i inventories/demo

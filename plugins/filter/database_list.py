@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.six import string_types
@@ -77,6 +78,106 @@ def database_list(databases, bot, deployed=None, role="backup"):
     return out
 
 
+def _size(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
+        value /= 1024.0
+    return "?"  # pragma: no cover
+
+
+def check_verdicts(results):
+    """One verdict per registered sqlite_check / postgresql_check loop result (run with fail_on_problems=false).
+
+    A result that failed (the database could not be opened) is a verdict with that
+    failure as its problem; a result whose `ok` is false carries the module's problems.
+    """
+    verdicts = []
+    for result in results or []:
+        if not isinstance(result, dict) or result.get("skipped"):
+            continue
+        item = result.get("item") or {}
+        problems = list(result.get("problems") or [])
+        if result.get("failed"):
+            problems = problems or [str(result.get("msg") or "failed").splitlines()[0]]
+        ok = not problems and bool(result.get("ok", not result.get("failed")))
+        if not ok and not problems:
+            problems = ["the check did not pass"]
+        if item.get("engine") == "postgresql":
+            detail = "%s, amcheck %s" % (_size(result.get("database_size")), "skipped" if not result.get("amcheck") else "run")
+        else:
+            detail = "%s, integrity %s, %d tables" % (_size(result.get("size")), result.get("integrity", "?"),
+                                                    len(result.get("tables") or {}))
+        verdicts.append({
+            "label": item.get("label", "?"), "engine": item.get("engine"), "bot": item.get("bot"),
+            "database": item.get("name"), "ok": ok, "problems": problems,
+            "line": "%s %s (%s)" % (item.get("label", "?"), "ok" if ok else "FAILED", detail),
+        })
+    return verdicts
+
+
+def check_record(verdicts, now):
+    """The last_check.json entries of `verdicts` (series id -> bot, engine, database, last_run, ok)."""
+    return {v["label"]: {"bot": v["bot"], "engine": v["engine"], "database": v["database"], "last_run": int(now), "ok": bool(v["ok"])}
+            for v in verdicts or []}
+
+
+_EXPOSURE = re.compile(r"Overall exposure level for (\S+):\s+([0-9]+(?:\.[0-9]+)?)")
+
+
+def security_findings(stats, found, analyses, max_exposure):
+    """Problems of the runbooks' security checks (a list of strings, empty when all is well).
+
+    `stats`: registered stat results (loop) of files that must not be readable by
+    others (.env files, SQLite databases) and of directories that must be 0700 or
+    stricter (the backup root); `found`: the find result of the backup tree
+    (files must not be readable by others, directories must be 0700 or stricter);
+    `analyses`: registered `systemd-analyze security <unit>` results (loop), whose
+    exposure must not be above `max_exposure`.
+    """
+    problems = []
+    for result in stats or []:
+        stat = (result or {}).get("stat") or {}
+        name = (result or {}).get("item")
+        name = name.get("path", name) if isinstance(name, dict) else name
+        if not stat.get("exists"):
+            continue
+        mode = int(stat.get("mode") or "0", 8)
+        if stat.get("isdir"):
+            if mode & 0o077:
+                problems.append("backup directory %s is mode %s, not 0700: chmod 0700 %s" % (name, stat.get("mode"), name))
+        elif mode & 0o004:
+            problems.append("%s is readable by others (mode %s): chmod o-rwx %s" % (name, stat.get("mode"), name))
+    for entry in (found or {}).get("files") or []:
+        mode = int(entry.get("mode") or "0", 8)
+        path = entry.get("path")
+        if entry.get("isdir"):
+            if mode & 0o077:
+                problems.append("backup directory %s is mode %s, not 0700: chmod 0700 %s" % (path, entry.get("mode"), path))
+        elif mode & 0o004:
+            problems.append("backup file %s is readable by others (mode %s): chmod o-rwx %s" % (path, entry.get("mode"), path))
+    for result in analyses or []:
+        unit = (result or {}).get("item")
+        if (result or {}).get("skipped"):
+            continue
+        match = _EXPOSURE.search((result or {}).get("stdout") or "")
+        if (result or {}).get("rc") != 0 or not match:
+            problems.append("systemd-analyze security %s failed (rc=%s): %s" % (
+                unit, (result or {}).get("rc"), ((result or {}).get("stderr") or "no exposure level in its output").strip().splitlines()[0]
+                if ((result or {}).get("stderr") or "").strip() else "no exposure level in its output"))
+            continue
+        exposure = float(match.group(2))
+        if exposure > float(max_exposure):
+            problems.append("unit %s has an exposure level of %.1f, above %.1f: harden it (deploy_unit_hardening) or "
+                            "raise check_max_exposure" % (unit, exposure, float(max_exposure)))
+    return problems
+
+
 class FilterModule(object):
     def filters(self):
-        return {"database_list": database_list}
+        return {"database_list": database_list, "check_verdicts": check_verdicts, "security_findings": security_findings,
+                "check_record": check_record}

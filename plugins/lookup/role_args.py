@@ -104,6 +104,13 @@ def _unset(value):
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def _shown(value):
+    """A given value as an error message shows it: scalars as given, never a list's or dict's content (passwords)."""
+    if isinstance(value, (dict, list)):
+        return "<a %s of %d>" % (type(value).__name__, len(value))
+    return repr(value)
+
+
 def _what(option):
     kind = option.get("type", "str")
     if kind == "bool":
@@ -137,12 +144,12 @@ def coerce(role, options, values, defaults):
             if any(repr(name) in message or "'%s'" % name in message for message in result.error_messages):
                 default = defaults.get(name, option.get("default"))
                 problems.append(
-                    "variable %s=%r must be %s%s" % (
-                        name, values.get(name, params.get(name)), _what(option),
+                    "variable %s=%s must be %s%s" % (
+                        name, _shown(values.get(name, params.get(name))), _what(option),
                         "" if name not in defaults and "default" not in option else
                         " (leave it empty for the default, %r)" % (default,)))
         if not problems:
-            problems = list(result.error_messages)
+            problems = [message for message in result.error_messages]
         raise AnsibleLookupError(
             "botops.runbook.%s: %s. Fix it where it is set (a survey answer, -e, or the inventory)."
             % (role, "; ".join(problems)))
