@@ -45,6 +45,7 @@ _raw:
 """
 
 import os
+import re
 
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -127,13 +128,13 @@ def _what(option):
 def coerce(role, options, values, defaults):
     """Validated `values` (name -> given value) of `options`; `defaults` (name -> value) fill the unset ones.
 
-    An empty string stands for an unset option of any type but str, and for a str
-    option whose default is not empty; it takes the default.
+    An empty (or blank) string and None stand for an unset option, which takes its
+    default (an optional without one is left out).
     """
     params = {}
     for name, option in options.items():
         given = values.get(name)
-        if name in values and not (_unset(given) and (option.get("type", "str") != "str" or not _unset(defaults.get(name)))):
+        if name in values and not _unset(given):
             params[name] = given
         elif name in defaults:
             params[name] = defaults[name]
@@ -141,7 +142,7 @@ def coerce(role, options, values, defaults):
     if result.error_messages:
         problems = []
         for name, option in options.items():
-            if any(repr(name) in message or "'%s'" % name in message for message in result.error_messages):
+            if any(re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(name), message) for message in result.error_messages):
                 default = defaults.get(name, option.get("default"))
                 problems.append(
                     "variable %s=%s must be %s%s" % (
