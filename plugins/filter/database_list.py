@@ -41,7 +41,7 @@ def database_list(databases, bot, deployed=None, role="backup"):
                                      "a PostgreSQL one {db: name, login_host: ..., login_user: ...}" % (role, index + 1, given))
         entry = {k: v for k, v in given.items() if v is not None and not (isinstance(v, string_types) and v == "")}
         engine = entry.get("engine") or ("sqlite" if "path" in entry else "postgresql" if "db" in entry else "")
-        problem = None
+        problem, key, name = None, None, None
         if engine == "sqlite":
             path = entry.get("path")
             if not isinstance(path, string_types) or not posixpath.isabs(path) or path.endswith("/"):
@@ -110,8 +110,8 @@ def check_verdicts(results):
         if item.get("engine") == "postgresql":
             detail = "%s, amcheck %s" % (_size(result.get("database_size")), "skipped" if not result.get("amcheck") else "run")
         else:
-            detail = "%s, integrity %s, %d tables" % (_size(result.get("size")), result.get("integrity", "?"),
-                                                    len(result.get("tables") or {}))
+            tables = len(result.get("tables") or {})
+            detail = "%s, integrity %s, %d tables" % (_size(result.get("size")), result.get("integrity", "?"), tables)
         verdicts.append({
             "label": item.get("label", "?"), "engine": item.get("engine"), "bot": item.get("bot"),
             "database": item.get("name"), "ok": ok, "problems": problems,

@@ -150,7 +150,7 @@ def coerce(role, options, values, defaults):
                         "" if name not in defaults and "default" not in option else
                         " (leave it empty for the default, %r)" % (default,)))
         if not problems:
-            problems = [message for message in result.error_messages]
+            problems = list(result.error_messages)
         raise AnsibleLookupError(
             "botops.runbook.%s: %s. Fix it where it is set (a survey answer, -e, or the inventory)."
             % (role, "; ".join(problems)))

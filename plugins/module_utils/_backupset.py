@@ -33,6 +33,7 @@ from ansible_collections.botops.runbook.plugins.module_utils._age import (
 )
 from ansible_collections.botops.runbook.plugins.module_utils._files import (
     BackupError,
+    makedirs_private,
     HashingWriter,
     check_destination_dir,
     fsync_dir,
@@ -185,7 +186,7 @@ class BackupSetWriter:
         committed or abandoned, so two databases whose files share a name never
         get the same automatic name in one directory either."""
         if self.params.get("backup_root") and not os.path.isdir(self.directory):
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            makedirs_private(self.directory)
         directory = os.path.abspath(self.directory)
         self._name_lock = FileLock(directory, "the set names in '%s'" % directory, self.params["lock_timeout"],
                                    path=directory)

@@ -112,6 +112,26 @@ class HashingWriter:
         return self.digest.hexdigest()
 
 
+def makedirs_private(path):
+    """Create `path` and every missing parent with mode 0700 (os.makedirs gives only
+    the last one its mode: the parents it creates get 0777 minus the umask, so a
+    backup tree made by its first backup would be open to every user)."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+
+
 def write_text_atomically(path, text, mode):
     """Replace ``path`` with ``text`` (temp file beside it, fsync, rename): readers
     see the old file or the new one, never a part. The temp file is written,

@@ -12,7 +12,7 @@ description:
   - Reads the files the M(botops.runbook.deploy) role publishes, one per bot, C(<path>/<bot>.json) (root, mode
     C(0600)), so the backup, check and maintenance roles cover a deployed bot's database without the inventory
     repeating it.
-  - A PostgreSQL database carries the bot's password (C(login_password)); give the task C(no_log: true).
+  - A PostgreSQL database carries the bot's password (C(login_password)), so give the task C(no_log=true).
 author:
   - botops.runbook developers (@botops)
 attributes:

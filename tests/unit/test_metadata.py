@@ -187,12 +187,17 @@ def playbook_inputs():
             found.update(re.findall(r"\b(botops_[a-z0-9_]+)\s*\|\s*default\(", text))
             for value in re.findall(r"^\s*(?:-\s+)?(?:hosts|serial):\s*(.*)$", text, re.MULTILINE):
                 found.update(re.findall(r"\{\{\s*([a-z_][a-z0-9_]*)", value))
+    # ... and the inventory-wide botops_* variables the roles' defaults fall back to.
+    for role in os.listdir(os.path.join(REPO, "roles")):
+        defaults = os.path.join(REPO, "roles", role, "defaults", "main.yml")
+        if os.path.exists(defaults):
+            found.update(re.findall(r"\b(botops_[a-z0-9_]+)\s*\|\s*default\(", read("roles", role, "defaults", "main.yml")))
     return found
 
 
 def test_readme_documents_every_playbook_input():
     inputs = playbook_inputs()
-    assert {"botops_sqlite_databases", "botops_bot_name", "botops_backup_root", "deploy_hosts"} <= inputs
+    assert {"botops_databases", "botops_bot_name", "botops_backup_root", "deploy_hosts"} <= inputs
     readme = read("README.md")
     undocumented = sorted(name for name in inputs if "`%s`" % name not in readme)
     assert not undocumented, "playbooks/ read these, README.md does not say them: %s" % undocumented
