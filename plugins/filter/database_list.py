@@ -177,7 +177,47 @@ def security_findings(stats, found, analyses, max_exposure):
     return problems
 
 
+def over_freelist_ratio(results, ratio):
+    """The sqlite_vacuum results (registered loop items) whose database's free pages
+    are more than `ratio` of its pages, as measured by that run's `before`."""
+    chosen = []
+    for result in results or []:
+        before = (result or {}).get("before") or {}
+        pages = before.get("page_count") or 0
+        if pages and float(before.get("freelist_count") or 0) / pages > float(ratio):
+            chosen.append(result)
+    return chosen
+
+
+def maintenance_outcome(results):
+    """One entry per registered sqlite_vacuum / postgresql_vacuum loop result:
+    label, failed, changed and a line saying what was done."""
+    out = []
+    for result in results or []:
+        if not isinstance(result, dict) or result.get("skipped"):
+            continue
+        item = result.get("item") or {}
+        if "label" not in item and isinstance(item.get("item"), dict):
+            item = item["item"]
+        label = item.get("label", "?")
+        if result.get("failed"):
+            line = "%s FAILED: %s" % (label, str(result.get("msg") or "failed").splitlines()[0])
+        elif "operations" in result:
+            ops = ", ".join("%s %s" % (op, outcome) for op, outcome in sorted((result.get("operations") or {}).items()))
+            before, after = result.get("before") or {}, result.get("after") or {}
+            sizes = ""
+            if "vacuum" in (result.get("operations") or {}) and after.get("size") is not None:
+                sizes = " (%s -> %s)" % (_size(before.get("size")), _size(after.get("size")))
+            line = "%s %s%s" % (label, ops, sizes)
+        else:
+            line = "%s %s %s" % (label, "reindex" if any("REINDEX" in str(s) for s in result.get("statements") or []) else "vacuum analyze",
+                                 "changed" if result.get("changed") else "unchanged")
+        out.append({"label": label, "failed": bool(result.get("failed")), "changed": bool(result.get("changed")), "line": line})
+    return out
+
+
 class FilterModule(object):
     def filters(self):
         return {"database_list": database_list, "check_verdicts": check_verdicts, "security_findings": security_findings,
-                "check_record": check_record}
+                "check_record": check_record, "over_freelist_ratio": over_freelist_ratio,
+                "maintenance_outcome": maintenance_outcome}
