@@ -216,8 +216,20 @@ def maintenance_outcome(results):
     return out
 
 
+def bot_databases(bots):
+    """(bot, database) pairs of the deploy_info `bots`: each database normalized as
+    database_list does (engine, bot, name, label), beside its bot's description."""
+    pairs = []
+    for bot in bots or []:
+        if not isinstance(bot, dict):
+            continue
+        for entry in database_list(bot.get("databases") or [], bot.get("bot"), role="restore"):
+            pairs.append({"bot": bot, "database": entry})
+    return pairs
+
+
 class FilterModule(object):
     def filters(self):
         return {"database_list": database_list, "check_verdicts": check_verdicts, "security_findings": security_findings,
                 "check_record": check_record, "over_freelist_ratio": over_freelist_ratio,
-                "maintenance_outcome": maintenance_outcome}
+                "maintenance_outcome": maintenance_outcome, "bot_databases": bot_databases}

@@ -57,6 +57,12 @@ try:
 except ImportError:  # pragma: no cover - ansible-core requires PyYAML
     yaml = None
 
+try:  # ansible-core 2.19: only a string marked as a template is templated
+    from ansible.template import trust_as_template
+except ImportError:  # pragma: no cover - older cores template every string
+    def trust_as_template(value):
+        return value
+
 _ROLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 # What validate_argument_spec reads of an option; the rest (description, ...) is documentation.
 _SPEC_KEYS = ("type", "elements", "default", "choices", "required", "options", "no_log", "aliases")
@@ -178,6 +184,11 @@ class LookupModule(LookupBase):
             defaults = {}
             for name, option in options.items():
                 if "default" in option:
-                    defaults[name] = self._templar.template(option["default"])
+                    default = option["default"]
+                    # The spec is this collection's own file: its defaults are templates as
+                    # much as the role's defaults/main.yml is.
+                    if isinstance(default, str):
+                        default = trust_as_template(default)
+                    defaults[name] = self._templar.template(default)
             out.append(coerce(role, options, values, defaults))
         return out
