@@ -6,23 +6,35 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 network=botops-demo
+# A fixed subnet, so the inventory names each host's address (ssh, as a user's does).
+subnet=10.89.77.0/24
+declare -A address=([demo-bot1]=10.89.77.11 [demo-db1]=10.89.77.12)
 hosts=(demo-bot1 demo-db1)
 image=localhost/botops-host:12
+key=$(scripts/setup.sh ssh-key-path)
 log() { printf '\n\033[1mdemo:\033[0m %s\n' "$*"; }
 
-podman network exists "$network" || podman network create "$network" >/dev/null
+scripts/setup.sh ssh-key >/dev/null
+if podman network exists "$network" \
+   && [[ $(podman network inspect --format '{{range .Subnets}}{{.Subnet}}{{end}}' "$network") != "$subnet" ]]; then
+  log "recreating network $network on $subnet"
+  podman rm -f "${hosts[@]}" >/dev/null 2>&1 || true
+  podman network rm "$network" >/dev/null
+fi
+podman network exists "$network" || podman network create --subnet "$subnet" "$network" >/dev/null
 for name in "${hosts[@]}"; do
   if [[ $(podman inspect --format '{{.State.Running}}' "$name" 2>/dev/null) != true ]]; then
     podman rm -f "$name" >/dev/null 2>&1 || true
-    podman run -d --name "$name" --hostname "$name" --network "$network" --systemd=always \
+    podman run -d --name "$name" --hostname "$name" --network "$network" --ip "${address[$name]}" --systemd=always \
       --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 "$image" >/dev/null
-    log "started host $name"
+    log "started host $name at ${address[$name]}"
   fi
 done
 for name in "${hosts[@]}"; do
   podman exec "$name" systemctl is-system-running --wait >/dev/null 2>&1 || true
+  # The throwaway key of `make setup` lets the inventory reach the host over ssh as root.
+  podman exec -i "$name" sh -c 'umask 077; mkdir -p /root/.ssh; cat > /root/.ssh/authorized_keys' < "$key.pub"
 done
-
 # demo-db1 is the PostgreSQL bot's database server (the deploy role creates its database).
 podman exec demo-db1 systemctl enable --now postgresql >/dev/null 2>&1
 

@@ -6,6 +6,7 @@
 #   scripts/setup.sh venv       the controller virtualenv only
 #   scripts/setup.sh oldest-venv  the virtualenv of the oldest ansible-core claimed
 #   scripts/setup.sh images     the systemd test-host images only
+#   scripts/setup.sh ssh-key    the throwaway key pair that reaches the test hosts over ssh (ssh-key-path prints it)
 #   scripts/setup.sh venv-path  print where the virtualenv lives
 #   scripts/setup.sh oldest-venv-path  print where the oldest-core virtualenv lives
 # Everything is made once per machine (keyed by the content of its inputs) and a
@@ -185,11 +186,30 @@ ensure_images() {
   "$here/scripts/build-test-hosts.sh"
 }
 
+# A throwaway key pair for reaching the test hosts over ssh as root (the demo and the
+# playbooks scenario put its public half into the hosts); never a real key.
+ssh_key_path() { echo "$cache/ssh/id_ed25519"; }
+ensure_ssh_key() {
+  local key
+  key=$(ssh_key_path)
+  if [[ -f $key && -f $key.pub ]]; then
+    log "test-host ssh key $key present (skipped)"
+    return
+  fi
+  mkdir -p "$(dirname "$key")"
+  chmod 0700 "$(dirname "$key")"
+  rm -f "$key" "$key.pub"
+  ssh-keygen -q -t ed25519 -N '' -C botops-test-hosts -f "$key"
+  log "created the test-host ssh key $key"
+}
+
 case "${1:-all}" in
   packages) ensure_packages; check_commands ;;
   check) check_commands ;;
   venv) ensure_venv; ensure_ansible_test_bootstrap ;;
   images) ensure_images ;;
+  ssh-key) ensure_ssh_key ;;
+  ssh-key-path) ssh_key_path ;;
   venv-path) venv_dir ;;
   oldest-venv) ensure_oldest_venv ;;
   oldest-venv-path) oldest_venv_dir ;;
@@ -200,6 +220,7 @@ case "${1:-all}" in
     ensure_ansible_test_bootstrap
     ensure_oldest_venv
     ensure_images
+    ensure_ssh_key
     ;;
-  *) echo "usage: $0 [all|packages|check|venv|oldest-venv|images|venv-path|oldest-venv-path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|packages|check|venv|oldest-venv|images|ssh-key|venv-path|oldest-venv-path|ssh-key-path]" >&2; exit 2 ;;
 esac
