@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 python bench/sqlite_backup_bench.py "$@"
 python bench/postgresql_backup_bench.py "$@"
 python bench/collector_bench.py
+python bench/fleet_bench.py

@@ -58,8 +58,10 @@ def inventory(tmp_path_factory):
 
 def job(inventory, playbook, extravars=None, check=False, limit=None, inventory_file=None):
     """One AWX-style job through ansible-runner; returns (runner, stdout)."""
+    private = inventory["work"] / ("%s-%s" % (playbook, len(os.listdir(inventory["work"]))))
+    private.mkdir()
     runner = ansible_runner.run(
-        private_data_dir=str(inventory["work"] / ("%s-%s" % (playbook, len(os.listdir(inventory["work"]))))),
+        private_data_dir=str(private),
         project_dir=PROJECT,
         playbook=os.path.join(PROJECT, "playbooks", playbook),
         inventory=inventory_file or inventory["path"],
