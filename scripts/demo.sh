@@ -7,8 +7,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 network=botops-demo
 # A fixed subnet, so the inventory names each host's address (ssh, as a user's does).
-subnet=10.89.77.0/24
-declare -A address=([demo-bot1]=10.89.77.11 [demo-db1]=10.89.77.12)
+subnet=10.123.1.0/24
+declare -A address=([demo-bot1]=10.123.1.11 [demo-db1]=10.123.1.12)
 hosts=(demo-bot1 demo-db1)
 image=localhost/botops-host:12
 key=$(scripts/setup.sh ssh-key-path)

@@ -46,7 +46,7 @@ def test_a_setting_is_said_once_per_inventory_level():
 def test_the_demo_inventory_reaches_its_hosts_over_ssh_with_both_engines():
     data = inventory("demo")
     assert data["sqlite_bots"]["hosts"] == ["demo-bot1"] and data["postgresql_bots"]["hosts"] == ["demo-db1"]
-    for host, address in (("demo-bot1", "10.89.77.11"), ("demo-db1", "10.89.77.12")):
+    for host, address in (("demo-bot1", "10.123.1.11"), ("demo-db1", "10.123.1.12")):
         hostvars = data["_meta"]["hostvars"][host]
         assert hostvars["ansible_host"] == address and "ansible_connection" not in hostvars
 
