@@ -16,7 +16,7 @@ _CONNECTION = ("login_host", "login_port", "login_user", "login_password", "logi
 
 
 def _describe(entry):
-    shown = {k: ("********" if k == "login_password" else v) for k, v in entry.items()}
+    shown = {k: ("********" if k == "login_password" else v) for k, v in entry.items() if k not in ("label", "name")}
     return repr(shown)
 
 
@@ -74,8 +74,22 @@ def database_list(databases, bot, deployed=None, role="backup"):
         entry["bot"] = entry.get("bot") or bot
         entry["name"] = name
         entry["label"] = "%s/%s-%s" % (entry["bot"], engine, name)
+        # Two databases in one series would share its retention (one would lose its
+        # history) and its restore drill: refuse, naming both.
+        for other in out:
+            if other["label"] == entry["label"]:
+                raise AnsibleFilterError(
+                    "%s: database entries %s and %s both make the backup series %s (the same bot and database name): "
+                    "give one of them its own bot, or remove the one that repeats the other (a database the deploy "
+                    "role published needs no entry in botops_databases)."
+                    % (role, _describe(other), _describe(entry), entry["label"]))
         out.append(entry)
     return out
+
+
+def public_entries(entries):
+    """The entries without their passwords, for a loop whose items are shown."""
+    return [{k: v for k, v in entry.items() if k != "login_password"} for entry in entries or []]
 
 
 def _size(value):
@@ -104,7 +118,8 @@ def check_verdicts(results):
         problems = list(result.get("problems") or [])
         if result.get("failed"):
             problems = problems or [str(result.get("msg") or "failed").splitlines()[0]]
-        ok = not problems and bool(result.get("ok", not result.get("failed")))
+        # A result without `ok` did not check anything (the module did not run to the end).
+        ok = not problems and not result.get("failed") and result.get("ok") is True
         if not ok and not problems:
             problems = ["the check did not pass"]
         if item.get("engine") == "postgresql":
@@ -149,17 +164,22 @@ def security_findings(stats, found, analyses, max_exposure):
         mode = int(stat.get("mode") or "0", 8)
         if stat.get("isdir"):
             if mode & 0o077:
-                problems.append("backup directory %s is mode %s, not 0700: chmod 0700 %s" % (name, stat.get("mode"), name))
-        elif mode & 0o004:
-            problems.append("%s is readable by others (mode %s): chmod o-rwx %s" % (name, stat.get("mode"), name))
+                problems.append("directory %s is mode %s, not 0700: chmod 0700 %s" % (name, stat.get("mode"), name))
+        elif mode & 0o006:
+            problems.append("%s is %s by others (mode %s): chmod o-rwx %s" % (
+                name, "readable" if mode & 0o004 else "writable", stat.get("mode"), name))
     for entry in (found or {}).get("files") or []:
         mode = int(entry.get("mode") or "0", 8)
         path = entry.get("path")
+        if entry.get("islnk"):
+            problems.append("the backup tree holds a symlink, %s: backup sets are plain files; remove it (rm %s)" % (path, path))
+            continue
         if entry.get("isdir"):
             if mode & 0o077:
                 problems.append("backup directory %s is mode %s, not 0700: chmod 0700 %s" % (path, entry.get("mode"), path))
-        elif mode & 0o004:
-            problems.append("backup file %s is readable by others (mode %s): chmod o-rwx %s" % (path, entry.get("mode"), path))
+        elif mode & 0o006:
+            problems.append("backup file %s is %s by others (mode %s): chmod o-rwx %s" % (
+                path, "readable" if mode & 0o004 else "writable", entry.get("mode"), path))
     for result in analyses or []:
         unit = (result or {}).get("item")
         if (result or {}).get("skipped"):
@@ -232,4 +252,5 @@ class FilterModule(object):
     def filters(self):
         return {"database_list": database_list, "check_verdicts": check_verdicts, "security_findings": security_findings,
                 "check_record": check_record, "over_freelist_ratio": over_freelist_ratio,
-                "maintenance_outcome": maintenance_outcome, "bot_databases": bot_databases}
+                "maintenance_outcome": maintenance_outcome, "bot_databases": bot_databases,
+                "public_entries": public_entries}

@@ -107,6 +107,29 @@ def _suboptions(options):
     return spec
 
 
+_INT = re.compile(r"\A[+-]?[0-9]+\Z")
+_FLOAT = re.compile(r"\A[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
+
+
+def _scrub(message, value):
+    """A validator message with any string of `value` (a list or dict given) that could be a secret cut out."""
+    secrets = []
+
+    def walk(item):
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if "password" in str(key) and isinstance(sub, str) and sub:
+                    secrets.append(sub)
+                walk(sub)
+        elif isinstance(item, list):
+            for sub in item:
+                walk(sub)
+    walk(value)
+    for secret in secrets:
+        message = message.replace(secret, "********")
+    return message
+
+
 def _unset(value):
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -144,19 +167,40 @@ def coerce(role, options, values, defaults):
             params[name] = given
         elif name in defaults:
             params[name] = defaults[name]
+    strict = []
+    for name, option in options.items():
+        given = params.get(name)
+        if not isinstance(given, str):
+            continue
+        kind = option.get("type", "str")
+        # ansible-core would take "1e3" for 1000, "3_0" for 30 and "nan" for a number
+        # that every comparison fails: a survey answer means what it says, or fails.
+        if kind == "int" and not _INT.match(given.strip()):
+            strict.append(name)
+        elif kind == "float" and not _FLOAT.match(given.strip()):
+            strict.append(name)
     result = ArgumentSpecValidator(_validator_spec(options)).validate(params)
-    if result.error_messages:
+    if result.error_messages or strict:
         problems = []
         for name, option in options.items():
-            if any(re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(name), message) for message in result.error_messages):
-                default = defaults.get(name, option.get("default"))
-                problems.append(
-                    "variable %s=%s must be %s%s" % (
-                        name, _shown(values.get(name, params.get(name))), _what(option),
-                        "" if name not in defaults and "default" not in option else
-                        " (leave it empty for the default, %r)" % (default,)))
+            named = name in strict or any(re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(name), message)
+                                          for message in result.error_messages)
+            if not named:
+                continue
+            if option.get("type") in ("list", "dict") and name not in strict:
+                # A list or dict (databases with passwords): the validator's words, which
+                # name the entry's field, never the value.
+                problems.extend(_scrub(message, values.get(name)) for message in result.error_messages
+                                if re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(name), message))
+                continue
+            default = defaults.get(name, option.get("default"))
+            problems.append(
+                "variable %s=%s must be %s%s" % (
+                    name, _shown(values.get(name, params.get(name))), _what(option),
+                    "" if (name not in defaults and "default" not in option) or isinstance(default, (list, dict)) else
+                    " (leave it empty for the default, %r)" % (default,)))
         if not problems:
-            problems = list(result.error_messages)
+            problems = [_scrub(message, None) for message in result.error_messages]
         raise AnsibleLookupError(
             "botops.runbook.%s: %s. Fix it where it is set (a survey answer, -e, or the inventory)."
             % (role, "; ".join(problems)))

@@ -26,9 +26,12 @@ def test_a_deployed_database_already_listed_is_not_backed_up_twice():
     assert [e["label"] for e in out] == ["b/sqlite-bot_data", "b/postgresql-b"]
 
 
-def test_the_same_database_on_two_servers_is_two_entries():
-    out = database_list([{"db": "x", "login_host": "a"}, {"db": "x", "login_host": "b"}, {"db": "x", "login_host": "a"}], "b")
-    assert len(out) == 2
+def test_the_same_database_on_two_servers_is_two_series_when_each_has_its_bot():
+    out = database_list([{"db": "x", "login_host": "a"}, {"db": "x", "login_host": "b", "bot": "c"},
+                         {"db": "x", "login_host": "a"}], "b")
+    assert [e["label"] for e in out] == ["b/postgresql-x", "c/postgresql-x"]
+    with pytest.raises(AnsibleFilterError, match="both make the backup series b/postgresql-x"):
+        database_list([{"db": "x", "login_host": "a"}, {"db": "x", "login_host": "b"}], "b")
 
 
 @pytest.mark.parametrize("entry, why", [
@@ -76,11 +79,32 @@ def stat(path, mode, isdir=False, exists=True):
 
 
 @pytest.mark.parametrize("mode", range(0o1000))
-def test_a_file_is_flagged_exactly_when_others_can_read_it(mode):
+def test_a_file_is_flagged_exactly_when_others_can_read_or_write_it(mode):
     found = security_findings([stat("/srv/b/shared/.env", mode)], {"files": []}, [], 5.0)
-    assert bool(found) == bool(mode & 0o004)
+    assert bool(found) == bool(mode & 0o006)
     found = security_findings([], {"files": [{"path": "/var/backups/botops/b/x.db.zst", "mode": "%04o" % mode, "isdir": False}]}, [], 5.0)
-    assert bool(found) == bool(mode & 0o004)
+    assert bool(found) == bool(mode & 0o006)
+
+
+def test_a_symlink_in_the_backup_tree_is_named():
+    found = security_findings([], {"files": [{"path": "/var/backups/botops/b/x.db", "mode": "0777", "islnk": True}]}, [], 5.0)
+    assert found == ["the backup tree holds a symlink, /var/backups/botops/b/x.db: backup sets are plain files; "
+                     "remove it (rm /var/backups/botops/b/x.db)"]
+
+
+def test_two_databases_in_one_series_are_refused_naming_both():
+    with pytest.raises(AnsibleFilterError, match="both make the backup series b/sqlite-bot_data"):
+        database_list([{"path": "/srv/b/shared/data/bot_data.db"}, {"path": "/srv/b/shared/old/bot_data.sqlite"}], "b")
+    with pytest.raises(AnsibleFilterError, match="both make the backup series b/postgresql-x"):
+        database_list([{"db": "x"}], "b", [{"db": "x", "login_host": "127.0.0.1", "login_port": 5432}])
+    # One database listed under two bots is still one database: backed up once.
+    assert len(database_list([{"db": "x"}, {"db": "x", "bot": "other"}], "b")) == 1
+
+
+def test_public_entries_carry_no_password():
+    from ansible_collections.botops.runbook.plugins.filter.database_list import public_entries
+    out = public_entries(database_list([{"db": "x", "login_password": "s3cret"}], "b"))
+    assert "s3cret" not in repr(out) and out[0]["label"] == "b/postgresql-x"
 
 
 @pytest.mark.parametrize("mode", range(0o1000))
@@ -119,8 +143,9 @@ def test_verdicts_of_passed_failed_and_unopenable_checks():
                dict(item=item, ok=False, problems=["row 3 missing from index i"], size=8192, integrity="corrupt"),
                dict(item=item, failed=True, msg="cannot open database '/x': the file does not exist\nmore"),
                dict(item=item, skipped=True)]
-    verdicts = check_verdicts(results)
-    assert [v["ok"] for v in verdicts] == [True, False, False]
+    verdicts = check_verdicts(results + [dict(item=item, changed=False)])
+    # The last one never checked anything (no `ok`): not a pass.
+    assert [v["ok"] for v in verdicts] == [True, False, False, False]
     assert verdicts[0]["line"] == "b/sqlite-d ok (8.0 KiB, integrity ok, 1 tables)"
     assert verdicts[2]["problems"] == ["cannot open database '/x': the file does not exist"]
     assert check_record(verdicts[:1], 1700000000) == {

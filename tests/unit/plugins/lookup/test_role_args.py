@@ -67,6 +67,23 @@ def test_a_bad_number_or_boolean_fails_saying_what_it_must_be(value, kind):
         coerce("x", OPTIONS, {name: value}, DEFAULTS)
 
 
+@pytest.mark.parametrize("name, value", [("x_count", "1e3"), ("x_count", "3_0"), ("x_count", "0x10"), ("x_count", "1.0"),
+                                         ("x_ratio", "nan"), ("x_ratio", "inf"), ("x_ratio", "-Infinity"), ("x_ratio", "1e400")])
+def test_a_number_means_its_digits_or_fails(name, value):
+    with pytest.raises(AnsibleLookupError, match="variable %s='%s' must be" % (name, value)):
+        coerce("x", OPTIONS, {name: value}, DEFAULTS)
+
+
+def test_a_bad_entry_of_a_list_names_its_field_and_never_a_password():
+    options = {"x_dbs": {"type": "list", "elements": "dict", "default": [],
+                         "options": {"db": {"type": "str"}, "login_port": {"type": "int"},
+                                     "login_password": {"type": "str", "no_log": True}}}}
+    with pytest.raises(AnsibleLookupError) as caught:
+        coerce("x", options, {"x_dbs": [{"db": "a", "login_port": "5432x", "login_password": "S3CRET_PW"}]},
+               {"x_dbs": [{"db": "b", "login_password": "OTHER_PW"}]})
+    assert "login_port" in str(caught.value) and "S3CRET_PW" not in str(caught.value) and "OTHER_PW" not in str(caught.value)
+
+
 def test_a_choice_outside_the_list_fails_listing_the_choices():
     with pytest.raises(AnsibleLookupError, match="must be one of full, quick, none"):
         coerce("x", OPTIONS, {"x_mode": "fast"}, DEFAULTS)
