@@ -2,7 +2,7 @@
 #   make demo                      boot local systemd hosts and run the playbooks on them
 #   make demo-clean                remove the demo hosts
 #   make test                      everything CI checks (.ci/run calls exactly this)
-#   make lint | sanity | unit | integration | integration-oldest | molecule [SCENARIO=playbooks] | crashtest | bench
+#   make lint | sanity | unit | integration | integration-oldest | molecule [SCENARIO=jobs] | crashtest | bench
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help

@@ -93,7 +93,7 @@ def timed(playbook, inventory_path, extra):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, default=8)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "fleet.md"))
     args = parser.parse_args()
@@ -116,7 +116,8 @@ def main():
                  "`python bench/fleet_bench.py --hosts %d` (part of `make bench`), %s, on %d cores; the hosts are "
                  "podman containers on this machine, so they share its cores with the controller." % (
                      args.hosts, time.strftime("%Y-%m-%d"), os.cpu_count()), "",
-                 "| playbook | 1 host | %d hosts | ratio (target <= 3) | CPU per host-task, 1 host | CPU per host-task, %d hosts (target <= 0.1 s) | host-tasks 1 / %d |" % (args.hosts, args.hosts, args.hosts),
+                 "| playbook | 1 host | %d hosts | ratio (target <= 3) | CPU per host-task, 1 host "
+                 "| CPU per host-task, %d hosts (target <= 0.1 s) | host-tasks 1 / %d |" % (args.hosts, args.hosts, args.hosts),
                  "|---|---|---|---|---|---|---|"]
         for playbook, w1, wn, ratio, cpt1, cptn, t1, tn in rows:
             lines.append("| %s | %.1f s | %.1f s | %.2f | %.3f s | %.3f s | %d / %d |" % (playbook, w1, wn, ratio, cpt1, cptn, t1, tn))

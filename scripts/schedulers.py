@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate the AWX survey specs and the Semaphore templates from the roles' argument specs.
 
     python3 scripts/schedulers.py           write examples/awx/surveys/*.json, examples/semaphore/templates.json

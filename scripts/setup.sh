@@ -187,7 +187,7 @@ ensure_images() {
 }
 
 # A throwaway key pair for reaching the test hosts over ssh as root (the demo and the
-# playbooks scenario put its public half into the hosts); never a real key.
+# Molecule scenarios put its public half into the hosts); never a real key.
 ssh_key_path() { echo "$cache/ssh/id_ed25519"; }
 ensure_ssh_key() {
   local key

@@ -125,9 +125,8 @@ def test_the_nightly_backup_job_backs_up_both_engines_and_prunes(inventory):
 def test_a_failed_database_is_named_and_does_not_skip_the_others(inventory):
     count = len(sets("pb-bot1", SQLITE_SERIES))
     before = podman_host("pb-bot1").check_output("ls %s" % SQLITE_SERIES)
-    runner, out = job(inventory, "backup.yml", dict(SURVEY, backup_prune="false",
-                                                   botops_databases=[{"path": "/srv/nowhere/gone.db"}]),
-                      limit="pb-bot1")
+    survey = dict(SURVEY, backup_prune="false", botops_databases=[{"path": "/srv/nowhere/gone.db"}])
+    runner, out = job(inventory, "backup.yml", survey, limit="pb-bot1")
     assert_failed(runner, out, "backup failed on pb-bot1 for 1 of 2 database(s)", "samplebot/sqlite-gone",
                   "/srv/nowhere/gone.db")
     after = podman_host("pb-bot1").check_output("ls %s" % SQLITE_SERIES)
