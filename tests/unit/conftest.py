@@ -79,6 +79,11 @@ def run_module(monkeypatch):
     The module runs in this process exactly as Ansible would run it; the result
     has ``failed`` set when the module called fail_json.
     """
+    # A module runs as on a host: once a test of a controller plugin (a filter, a
+    # lookup) has imported controller code into this process, module_utils would
+    # otherwise send warnings straight to the controller's display, not the result.
+    from ansible.module_utils import _internal  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(_internal, "is_controller", False)
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
 
