@@ -144,6 +144,19 @@ def check_record(verdicts, now):
 _EXPOSURE = re.compile(r"Overall exposure level for (\S+):\s+([0-9]+(?:\.[0-9]+)?)")
 
 
+def _mode_problem(path, mode_text, isdir, prefixes):
+    """[the problem] when a directory is not 0700 or stricter, or a file is readable or
+    writable by others; `prefixes` name a directory and a file in the message."""
+    mode = int(mode_text or "0", 8)
+    if isdir:
+        if mode & 0o077:
+            return ["%s%s is mode %s, not 0700: chmod 0700 %s" % (prefixes[0], path, mode_text, path)]
+    elif mode & 0o006:
+        return ["%s%s is %s by others (mode %s): chmod o-rwx %s" % (
+            prefixes[1], path, "readable" if mode & 0o004 else "writable", mode_text, path)]
+    return []
+
+
 def security_findings(stats, found, analyses, max_exposure):
     """Problems of the runbooks' security checks (a list of strings, empty when all is well).
 
@@ -161,25 +174,13 @@ def security_findings(stats, found, analyses, max_exposure):
         name = name.get("path", name) if isinstance(name, dict) else name
         if not stat.get("exists"):
             continue
-        mode = int(stat.get("mode") or "0", 8)
-        if stat.get("isdir"):
-            if mode & 0o077:
-                problems.append("directory %s is mode %s, not 0700: chmod 0700 %s" % (name, stat.get("mode"), name))
-        elif mode & 0o006:
-            problems.append("%s is %s by others (mode %s): chmod o-rwx %s" % (
-                name, "readable" if mode & 0o004 else "writable", stat.get("mode"), name))
+        problems.extend(_mode_problem(name, stat.get("mode"), stat.get("isdir"), ("directory ", "")))
     for entry in (found or {}).get("files") or []:
-        mode = int(entry.get("mode") or "0", 8)
         path = entry.get("path")
         if entry.get("islnk"):
             problems.append("the backup tree holds a symlink, %s: backup sets are plain files; remove it (rm %s)" % (path, path))
             continue
-        if entry.get("isdir"):
-            if mode & 0o077:
-                problems.append("backup directory %s is mode %s, not 0700: chmod 0700 %s" % (path, entry.get("mode"), path))
-        elif mode & 0o006:
-            problems.append("backup file %s is %s by others (mode %s): chmod o-rwx %s" % (
-                path, "readable" if mode & 0o004 else "writable", entry.get("mode"), path))
+        problems.extend(_mode_problem(path, entry.get("mode"), entry.get("isdir"), ("backup directory ", "backup file ")))
     for result in analyses or []:
         unit = (result or {}).get("item")
         if (result or {}).get("skipped"):
